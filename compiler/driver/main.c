@@ -1,0 +1,129 @@
+/* main.c — the `kiln` command: option parsing over kc_compile().
+ * Reference: docs/cli.md. */
+#include "driver/pipeline.h"
+#include "ir/ops.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: kiln COMMAND [options] FILE.kg\n"
+    "\n"
+    "commands:\n"
+    "  build FILE        compile to a standalone executable (-o OUT; default: FILE without .kg)\n"
+    "  build -c FILE     compile to FILE.o plus FILE.h for embedding in a C program\n"
+    "  emit FILE         print one stage (--emit=KIND; default graph)\n"
+    "  check FILE        parse and verify only\n"
+    "  ops               list the ops kiln knows (--markdown for docs)\n"
+    "\n"
+    "options:\n"
+    "  -o FILE               output file ('-' is stdout for text stages)\n"
+    "  --emit=KIND           graph | opt-graph | llvm | opt-llvm | asm | obj | ptx | dot | exe | lib\n"
+    "  --print-after=PASS    print the graph after PASS (parse, verify, dce, plan, all) to stderr\n"
+    "  -O0 .. -O3            LLVM optimization level (default -O2)\n"
+    "  --target=TRIPLE       e.g. aarch64-linux-gnu, riscv64-linux-gnu (default: this machine)\n"
+    "  --cpu=CPU             target CPU (default: x86-64-v2 / generic); 'native' tunes for this machine\n"
+    "  --features=LIST       target features, e.g. +avx2 or +m,+a,+f,+d,+c\n"
+    "  --gpu-arch=SM         GPU architecture for --emit=ptx (default sm_80)\n"
+    "  --cc=CC               C compiler driver used to link (default: $KILN_CC or cc)\n"
+    "  --version, --help\n";
+
+/* Accepts "--name=value" and "--name value". */
+static const char *optval(int argc, char **argv, int *i, const char *name) {
+  size_t n = strlen(name);
+  if (!strncmp(argv[*i], name, n)) {
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (!argv[*i][n]) {
+      if (*i + 1 >= argc) return NULL;
+      return argv[++*i];
+    }
+  }
+  return NULL;
+}
+
+static void list_ops(bool markdown) {
+  if (markdown) puts("| op | operands | attributes | dtypes | meaning |\n|---|---|---|---|---|");
+  for (int i = 0; i < KC_OP_COUNT; i++) {
+    const kc_op *op = &kc_ops[i];
+    if (markdown)
+      printf("| `%s` | %s | %s | %s | %s%s%s%s |\n", op->name, *op->operands ? op->operands : "—",
+             *op->attrs ? op->attrs : "—", op->dtypes, op->doc, op->expr ? " — `" : "", op->expr ? op->expr : "",
+             op->expr ? "`" : "");
+    else
+      printf("%-16s (%s) {%s} %s\n", op->name, op->operands, op->attrs, op->doc);
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    fputs(usage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("kiln 0.1 (LLVM %s)\n", KILN_LLVM_VERSION);
+    return 0;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "ops")) {
+    list_ops(argc > 2 && !strcmp(argv[2], "--markdown"));
+    return 0;
+  }
+  kc_options o = {0};
+  o.opt_level = 2;
+  bool emit_given = false, lib = false;
+  if (!strcmp(cmd, "build")) o.emit = KC_EMIT_EXE;
+  else if (!strcmp(cmd, "emit") || !strcmp(cmd, "check")) o.emit = KC_EMIT_GRAPH;
+  else {
+    fprintf(stderr, "kiln: unknown command '%s'\n%s", cmd, usage);
+    return 2;
+  }
+  for (int i = 2; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (!strcmp(a, "-o") && i + 1 < argc) o.output = argv[++i];
+    else if (!strcmp(a, "-c")) lib = true;
+    else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) o.opt_level = a[2] - '0';
+    else if ((v = optval(argc, argv, &i, "--emit"))) {
+      if (!kc_emit_parse(v, &o.emit)) {
+        fprintf(stderr, "kiln: unknown --emit kind '%s' (graph, opt-graph, llvm, opt-llvm, asm, obj, ptx, dot, exe, lib)\n", v);
+        return 2;
+      }
+      emit_given = true;
+    } else if ((v = optval(argc, argv, &i, "--print-after"))) {
+      bool known = !strcmp(v, "all");
+      for (const char *const *p = kc_pass_names(); *p; p++) known |= !strcmp(*p, v);
+      if (!known) {
+        fprintf(stderr, "kiln: unknown pass '%s' for --print-after (parse, verify, dce, plan, all)\n", v);
+        return 2;
+      }
+      o.print_after = v;
+    } else if ((v = optval(argc, argv, &i, "--target"))) o.triple = v;
+    else if ((v = optval(argc, argv, &i, "--cpu"))) o.cpu = v;
+    else if ((v = optval(argc, argv, &i, "--features"))) o.features = v;
+    else if ((v = optval(argc, argv, &i, "--gpu-arch"))) o.gpu_arch = v;
+    else if ((v = optval(argc, argv, &i, "--cc"))) o.cc = v;
+    else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "kiln: unknown option '%s'\n%s", a, usage);
+      return 2;
+    } else if (o.input) {
+      fprintf(stderr, "kiln: more than one input file ('%s' and '%s')\n", o.input, a);
+      return 2;
+    } else o.input = a;
+  }
+  if (!o.input) {
+    fprintf(stderr, "kiln: no input file\n%s", usage);
+    return 2;
+  }
+  if (lib && !emit_given) o.emit = KC_EMIT_LIB;
+  kc_diag d = {0};
+  bool ok;
+  if (!strcmp(cmd, "check")) {
+    kg_module *m = kc_load(o.input, &d);
+    ok = m != NULL;
+    kc_module_free(m);
+  } else {
+    ok = kc_compile(&o, &d);
+  }
+  kc_diag_print(&d, stderr);
+  kc_diag_clear(&d);
+  return ok ? 0 : 1;
+}

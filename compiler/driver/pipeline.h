@@ -1,0 +1,47 @@
+/* pipeline.h — the whole compiler as one call: read, verify, run the pass
+ * list, lower, optimize, emit, link.  The `kiln` command is a thin layer of
+ * option parsing over kc_compile(); tests call it directly. */
+#ifndef KILN_PIPELINE_H
+#define KILN_PIPELINE_H
+
+#include <stdio.h>
+#include "ir/ir.h"
+
+typedef enum kc_emit {
+  KC_EMIT_GRAPH,     /* the parsed, verified graph (.kg) */
+  KC_EMIT_OPT_GRAPH, /* the graph after all passes (.kg, with the plan as comments) */
+  KC_EMIT_LLVM,      /* LLVM IR before optimization */
+  KC_EMIT_OPT_LLVM,  /* LLVM IR after the -O pipeline */
+  KC_EMIT_ASM,       /* target assembly */
+  KC_EMIT_OBJ,       /* object file */
+  KC_EMIT_PTX,       /* PTX of the GPU-placed nodes */
+  KC_EMIT_DOT,       /* Graphviz */
+  KC_EMIT_EXE,       /* standalone executable */
+  KC_EMIT_LIB        /* object + C header for embedding */
+} kc_emit;
+
+typedef struct kc_options {
+  const char *input;
+  const char *output;   /* NULL: stdout for text forms, derived name for files */
+  kc_emit emit;
+  const char *triple;   /* NULL: the host */
+  const char *cpu, *features;
+  int opt_level;        /* default 2 */
+  const char *print_after; /* a pass name, or "all" */
+  const char *gpu_arch; /* sm_80 (default), sm_90, ... */
+  const char *cc;       /* the linker driver; NULL: $KILN_CC or cc */
+  FILE *dump;           /* where --print-after writes (stderr) */
+} kc_options;
+
+/* Parses the emit name ("graph", "opt-llvm", "exe", ...); false if unknown. */
+bool kc_emit_parse(const char *name, kc_emit *out);
+/* The names of the passes, in order, NULL-terminated (for --print-after). */
+const char *const *kc_pass_names(void);
+/* Runs the whole pipeline for o.  Returns true on success; errors are in d. */
+bool kc_compile(const kc_options *o, kc_diag *d);
+/* Reads and verifies a module (parse + verify).  NULL after errors. */
+kg_module *kc_load(const char *path, kc_diag *d);
+/* Runs the pass list on a verified module, printing after `print_after`. */
+bool kc_run_passes(kg_module *m, const char *print_after, FILE *dump, kc_diag *d);
+
+#endif

@@ -1,0 +1,41 @@
+/* expr.h — scalar expressions: how elementwise ops carry their math once.
+ *
+ * An op table entry writes its math as a prefix expression over its operand
+ * names, e.g. sigmoid = "div(1, add(1, exp(neg(x))))".  Primitives:
+ *   add sub mul div mod pow max min          (binary, operand dtype)
+ *   neg abs exp log sqrt tanh floor ceil sin cos not   (unary)
+ *   lt le gt ge eq ne                        (comparisons, yield bool)
+ *   and or xor                               (bool)
+ *   select(c, a, b)                          (c ? a : b)
+ *   cast(x)                                  (to the node's result dtype)
+ * Numbers are constants of the dtype of their context.  Each backend maps
+ * the primitives (LLVM: kl_prim); fusion substitutes one expression into
+ * another before any loop is emitted. */
+#ifndef KILN_EXPR_H
+#define KILN_EXPR_H
+
+#include <stdbool.h>
+#include "ir/ir.h"
+
+typedef enum kc_expr_kind { KC_EXPR_CALL, KC_EXPR_VAR, KC_EXPR_NUM } kc_expr_kind;
+
+typedef struct kc_expr {
+  kc_expr_kind kind;
+  const char *prim; /* CALL: primitive name */
+  int n_args;
+  struct kc_expr *args[3];
+  int var;          /* VAR: operand index */
+  double num;       /* NUM */
+} kc_expr;
+
+/* Parses `text` whose variables are the comma-separated names in `vars`.
+ * Returns NULL (with a message in err) on a malformed expression. */
+kc_expr *kc_expr_parse(kc_arena *a, const char *text, const char *vars, char *err, size_t errlen);
+/* The parsed expression of an elementwise op (cached; NULL if none). */
+const kc_expr *kc_op_expr(int op);
+/* Number of operands a primitive takes, or -1 if unknown. */
+int kc_prim_arity(const char *prim);
+/* True for comparison primitives (result is bool). */
+bool kc_prim_is_compare(const char *prim);
+
+#endif

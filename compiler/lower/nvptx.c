@@ -1,0 +1,161 @@
+/* nvptx.c — GPU kernels through LLVM's NVPTX back end.
+ *
+ * Each GPU-placed elementwise node becomes one kernel
+ *     kiln_<module>_<node>(ptr in0, ..., ptr out, i64 n)
+ * in which thread i computes element i through the same loop-nest emitter
+ * (kl_emit_map) that the CPU uses, in its one-element form.  Kernels carry
+ * the PTX kernel calling convention (LLVM 22 ignores nvvm.annotations);
+ * transcendental math is linked from libdevice, and everything but the
+ * kernels is internalized so the optimizer drops what is unused. */
+#include "lower/nvptx.h"
+#include "ir/expr.h"
+#include "lower/lower.h"
+#include "lower/symbols.h"
+#include <llvm-c/BitReader.h>
+#include <llvm-c/Linker.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PTX_KERNEL_CC 71
+
+const char *kc_libdevice_path(void) {
+  const char *env = getenv("KILN_LIBDEVICE");
+  return env && *env ? env : "/usr/local/cuda/nvvm/libdevice/libdevice.10.bc";
+}
+
+static LLVMValueRef sreg(kl_ctx *L, const char *name) {
+  LLVMTypeRef fty = LLVMFunctionType(L->t_i32, NULL, 0, 0);
+  LLVMValueRef fn = LLVMGetNamedFunction(L->M, name);
+  if (!fn) fn = LLVMAddFunction(L->M, name, fty);
+  return LLVMBuildZExt(L->B, LLVMBuildCall2(L->B, fty, fn, NULL, 0, ""), L->t_i64, "");
+}
+
+static bool emit_kernel(kl_ctx *L, int v, const char *sym) {
+  const kg_node *n = &L->m->nodes[v];
+  int np = n->n_in + 1;
+  LLVMTypeRef params[66];
+  for (int i = 0; i < np; i++) params[i] = L->t_ptr;
+  params[np] = L->t_i64;
+  LLVMValueRef fn = LLVMAddFunction(L->M, kc_sprintf(L->m->arena, "%s_%s", sym, kc_symbol(L->m->arena, n->name)),
+                                    LLVMFunctionType(L->t_void, params, (unsigned)np + 1, 0));
+  LLVMSetFunctionCallConv(fn, PTX_KERNEL_CC);
+  L->fn = fn;
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(L->C, fn, "entry");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(L->C, fn, "body");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->C, fn, "done");
+  LLVMPositionBuilderAtEnd(L->B, entry);
+  LLVMValueRef i = LLVMBuildAdd(L->B,
+                                LLVMBuildMul(L->B, sreg(L, "llvm.nvvm.read.ptx.sreg.ctaid.x"),
+                                             sreg(L, "llvm.nvvm.read.ptx.sreg.ntid.x"), ""),
+                                sreg(L, "llvm.nvvm.read.ptx.sreg.tid.x"), "i");
+  LLVMBuildCondBr(L->B, LLVMBuildICmp(L->B, LLVMIntSLT, i, LLVMGetParam(fn, (unsigned)np), ""), body, done);
+  LLVMPositionBuilderAtEnd(L->B, body);
+  LLVMValueRef args[65];
+  for (int k = 0; k < np; k++) args[k] = LLVMGetParam(fn, (unsigned)k);
+  L->kernel_args = args;
+  L->kernel_index = i;
+  bool ok = kl_emit_map(L, v, kc_op_expr(n->op));
+  L->kernel_args = NULL;
+  L->kernel_index = NULL;
+  LLVMBuildBr(L->B, done);
+  LLVMPositionBuilderAtEnd(L->B, done);
+  LLVMBuildRetVoid(L->B);
+  return ok;
+}
+
+static bool uses_libdevice(LLVMModuleRef M) {
+  for (LLVMValueRef f = LLVMGetFirstFunction(M); f; f = LLVMGetNextFunction(f)) {
+    size_t len;
+    const char *name = LLVMGetValueName2(f, &len);
+    if (LLVMIsDeclaration(f) && len > 5 && !strncmp(name, "__nv_", 5)) return true;
+  }
+  return false;
+}
+
+static bool link_libdevice(LLVMContextRef C, LLVMModuleRef M, kc_diag *d) {
+  const char *path = kc_libdevice_path();
+  LLVMMemoryBufferRef buf;
+  char *err = NULL;
+  if (LLVMCreateMemoryBufferWithContentsOfFile(path, &buf, &err)) {
+    kc_error(d, (kc_loc){path, 0, 0}, "cannot read libdevice (needed for GPU math): %s; set KILN_LIBDEVICE",
+             err ? err : "?");
+    LLVMDisposeMessage(err);
+    return false;
+  }
+  LLVMModuleRef lib;
+  if (LLVMParseBitcodeInContext2(C, buf, &lib)) {
+    LLVMDisposeMemoryBuffer(buf);
+    return kc_error(d, (kc_loc){path, 0, 0}, "libdevice is not valid bitcode");
+  }
+  LLVMDisposeMemoryBuffer(buf);
+  LLVMSetTarget(lib, LLVMGetTarget(M));
+  LLVMSetDataLayout(lib, LLVMGetDataLayoutStr(M));
+  if (LLVMLinkModules2(M, lib)) return kc_error(d, (kc_loc){path, 0, 0}, "linking libdevice failed");
+  return true;
+}
+
+int kc_emit_ptx(kg_module *m, const kc_plan *p, const char *arch, int opt_level, FILE *f, kc_diag *d) {
+  kc_target t;
+  if (!kc_target_init(&t, "nvptx64-nvidia-cuda", arch ? arch : "sm_80", "+ptx78", opt_level, d)) return -1;
+  LLVMContextRef C = LLVMContextCreate();
+  LLVMModuleRef M = LLVMModuleCreateWithNameInContext(m->name, C);
+  kc_target_configure(&t, M);
+  kl_ctx L;
+  memset(&L, 0, sizeof L);
+  L.diag = d;
+  L.m = m;
+  L.plan = p;
+  L.target = &t;
+  L.C = C;
+  L.M = M;
+  L.B = LLVMCreateBuilderInContext(C);
+  L.t_void = LLVMVoidTypeInContext(C);
+  L.t_i1 = LLVMInt1TypeInContext(C);
+  L.t_i8 = LLVMInt8TypeInContext(C);
+  L.t_i32 = LLVMInt32TypeInContext(C);
+  L.t_i64 = LLVMInt64TypeInContext(C);
+  L.t_f32 = LLVMFloatTypeInContext(C);
+  L.t_f64 = LLVMDoubleTypeInContext(C);
+  L.t_ptr = LLVMPointerTypeInContext(C, 0);
+  L.gpu = true;
+  const char *sym = kc_symbol_prefix(m);
+  int kernels = 0;
+  bool ok = true;
+  for (int v = 0; ok && v < m->n_nodes; v++) {
+    const kg_node *n = &m->nodes[v];
+    if (n->dead || !n->device || strncmp(n->device, "gpu:", 4) || !(kc_ops[n->op].flags & KC_OP_ELEMENTWISE)) continue;
+    ok = emit_kernel(&L, v, sym);
+    kernels++;
+  }
+  LLVMDisposeBuilder(L.B);
+  if (ok && uses_libdevice(M)) {
+    ok = link_libdevice(C, M, d);
+    /* keep only the kernels visible, so unused libdevice code is dropped */
+    for (LLVMValueRef fn = LLVMGetFirstFunction(M); ok && fn; fn = LLVMGetNextFunction(fn))
+      if (!LLVMIsDeclaration(fn) && LLVMGetFunctionCallConv(fn) != PTX_KERNEL_CC)
+        LLVMSetLinkage(fn, LLVMInternalLinkage);
+  }
+  if (ok) ok = kc_target_optimize(&t, M, d);
+  if (ok) {
+    char path[] = "/tmp/kiln-ptx-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) ok = kc_error(d, (kc_loc){0}, "cannot create a temporary file");
+    else {
+      close(fd);
+      ok = kc_target_emit(&t, M, true, path, d);
+      FILE *in = ok ? fopen(path, "rb") : NULL;
+      if (in) {
+        char buf[65536];
+        size_t r;
+        while ((r = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, r, f);
+        fclose(in);
+      }
+      unlink(path);
+    }
+  }
+  LLVMDisposeModule(M);
+  LLVMContextDispose(C);
+  kc_target_dispose(&t);
+  return ok ? kernels : -1;
+}

@@ -1,0 +1,175 @@
+/* linalg.c — matmul: its shape rule and lowering.
+ *
+ * Semantics are np.matmul's for rank >= 2 operands: the last two dims are
+ * the matrices (after transpose_a / transpose_b), the leading "batch" dims
+ * broadcast NumPy-style.  f32/f64 call OpenBLAS once per batch element
+ * (cblas_sgemm / cblas_dgemm, row-major); integer dtypes, which BLAS lacks,
+ * get a generated i-k-j triple loop whose inner loop is contiguous. */
+#include <stdint.h>
+#include "ir/expr.h" /* before lower.h, which names struct kc_expr */
+#include "lower/lower.h"
+#include "ops/ops_util.h"
+
+/* CBLAS enum values (cblas.h), passed as i32. */
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+
+/* The geometry of one matmul: op(A) is M x K, op(B) is K x N. */
+typedef struct mm_geom {
+  bool ta, tb;
+  int64_t M, K, Kb, N;
+  kg_shape abatch, bbatch; /* leading dims of each operand */
+} mm_geom;
+
+static kg_shape leading(const kg_shape *s) {
+  kg_shape b = *s;
+  b.rank -= 2;
+  return b;
+}
+
+static void mm_geom_of(const kg_node *n, const kg_shape *a, const kg_shape *b, mm_geom *g) {
+  g->ta = kg_attr_bool(n, "transpose_a", false);
+  g->tb = kg_attr_bool(n, "transpose_b", false);
+  int64_t a0 = a->dim[a->rank - 2], a1 = a->dim[a->rank - 1];
+  int64_t b0 = b->dim[b->rank - 2], b1 = b->dim[b->rank - 1];
+  g->M = g->ta ? a1 : a0;
+  g->K = g->ta ? a0 : a1;
+  g->Kb = g->tb ? b1 : b0;
+  g->N = g->tb ? b0 : b1;
+  g->abatch = leading(a);
+  g->bbatch = leading(b);
+}
+
+bool kc_infer_matmul(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *a = kc_in_type(c, n, 0), *b = kc_in_type(c, n, 1);
+  char sa[96], sb[96];
+  kg_type_str(a, sa, sizeof sa);
+  kg_type_str(b, sb, sizeof sb);
+  if (a->shape.rank < 2 || b->shape.rank < 2)
+    return kc_node_error(c, n, "matmul needs rank >= 2; use expand_dims (a is %s, b is %s)", sa, sb);
+  if (a->dtype != b->dtype)
+    return kc_node_error(c, n, "matmul operands differ in dtype: a is %s, b is %s", sa, sb);
+  mm_geom g;
+  mm_geom_of(n, &a->shape, &b->shape, &g);
+  if (g.K != g.Kb)
+    return kc_node_error(c, n,
+                         "matmul inner dimensions differ: a %s%s has %lld columns, b %s%s has %lld rows",
+                         sa, g.ta ? " (transposed)" : "", (long long)g.K, sb,
+                         g.tb ? " (transposed)" : "", (long long)g.Kb);
+  kg_shape s;
+  if (!kc_broadcast(c, n, &g.abatch, &g.bbatch, &s))
+    return false;
+  s.dim[s.rank++] = g.M;
+  s.dim[s.rank++] = g.N;
+  kc_set_out(c, n, a->dtype, &s);
+  return true;
+}
+
+/* Element offset of operand batch element for output batch index bi: the
+ * operand's batch dims align right against the output's and broadcast
+ * where they are 1.  Computed here in C; emitted as arithmetic when there is
+ * no broadcasting, else as a lookup in a constant table. */
+static LLVMValueRef batch_offset(kl_ctx *L, LLVMValueRef bi, const kg_shape *opb, const kg_shape *ob,
+                                 int64_t mat, const char *name) {
+  int64_t nb = kg_shape_numel(ob), nop = kg_shape_numel(opb);
+  if (nop == 1)
+    return kl_i64(L, 0);
+  if (nop == nb)
+    return LLVMBuildNSWMul(L->B, bi, kl_i64(L, mat), "");
+  int64_t *tab = kc_alloc(L->m->arena, (size_t)nb * sizeof *tab);
+  for (int64_t i = 0; i < nb; i++) {
+    int64_t rem = i, off = 0, stride = mat;
+    for (int d = ob->rank - 1, e = opb->rank - 1; d >= 0; d--, e--) {
+      int64_t idx = rem % ob->dim[d];
+      rem /= ob->dim[d];
+      if (e >= 0) {
+        if (opb->dim[e] != 1)
+          off += idx * stride;
+        stride *= opb->dim[e];
+      }
+    }
+    tab[i] = off;
+  }
+  LLVMValueRef t = kl_const_i64s(L, tab, (int)nb, name);
+  return LLVMBuildLoad2(L->B, L->t_i64, LLVMBuildGEP2(L->B, L->t_i64, t, &bi, 1, ""), "");
+}
+
+/* C = op(A) * op(B) for one batch element, through cblas_{s,d}gemm. */
+static void gemm_blas(kl_ctx *L, kiln_dtype dt, const mm_geom *g, LLVMValueRef A, LLVMValueRef B,
+                      LLVMValueRef C) {
+  bool f32 = dt == KILN_F32;
+  LLVMTypeRef ft = f32 ? L->t_f32 : L->t_f64;
+  int64_t lda = g->ta ? g->M : g->K, ldb = g->tb ? g->K : g->N;
+  LLVMValueRef args[14] = {
+      kl_i32(L, CBLAS_ROW_MAJOR),
+      kl_i32(L, g->ta ? CBLAS_TRANS : CBLAS_NO_TRANS),
+      kl_i32(L, g->tb ? CBLAS_TRANS : CBLAS_NO_TRANS),
+      kl_i32(L, g->M), kl_i32(L, g->N), kl_i32(L, g->K),
+      LLVMConstReal(ft, 1.0), A, kl_i32(L, lda),
+      B, kl_i32(L, ldb),
+      LLVMConstReal(ft, 0.0), C, kl_i32(L, g->N)};
+  kl_call(L, f32 ? "cblas_sgemm" : "cblas_dgemm", L->t_void, args, 14);
+}
+
+/* C += op(A) * op(B) for one batch element, C already zeroed: i-k-j order so
+ * the inner loop walks rows of C (and of B unless transposed) contiguously
+ * and vectorizes. */
+static void gemm_loops(kl_ctx *L, kiln_dtype dt, const mm_geom *g, LLVMValueRef A, LLVMValueRef B,
+                       LLVMValueRef C) {
+  kl_loop li = kl_for(L, kl_i64(L, g->M), "mmi");
+  kl_loop lk = kl_for(L, kl_i64(L, g->K), "mmk");
+  LLVMValueRef i = li.index, k = lk.index;
+  LLVMValueRef ai = g->ta ? LLVMBuildNSWAdd(L->B, LLVMBuildNSWMul(L->B, k, kl_i64(L, g->M), ""), i, "")
+                          : LLVMBuildNSWAdd(L->B, LLVMBuildNSWMul(L->B, i, kl_i64(L, g->K), ""), k, "");
+  LLVMValueRef aik = kl_load(L, dt, A, ai);
+  LLVMValueRef crow = LLVMBuildNSWMul(L->B, i, kl_i64(L, g->N), "");
+  kl_loop lj = kl_for(L, kl_i64(L, g->N), "mmj");
+  LLVMValueRef j = lj.index;
+  LLVMValueRef bi = g->tb ? LLVMBuildNSWAdd(L->B, LLVMBuildNSWMul(L->B, j, kl_i64(L, g->K), ""), k, "")
+                          : LLVMBuildNSWAdd(L->B, LLVMBuildNSWMul(L->B, k, kl_i64(L, g->N), ""), j, "");
+  LLVMValueRef ci = LLVMBuildNSWAdd(L->B, crow, j, "");
+  LLVMValueRef prod_args[2] = {aik, kl_load(L, dt, B, bi)};
+  LLVMValueRef add_args[2] = {kl_load(L, dt, C, ci), kl_prim(L, "mul", dt, dt, prod_args, 2)};
+  kl_store(L, dt, C, ci, kl_prim(L, "add", dt, dt, add_args, 2));
+  kl_for_end(L, &lj);
+  kl_for_end(L, &lk);
+  kl_for_end(L, &li);
+}
+
+bool kl_lower_matmul(kl_ctx *L, int node) {
+  const kg_node *n = &L->m->nodes[node];
+  const kg_type *at = kl_in_type(L, node, 0), *bt = kl_in_type(L, node, 1), *ct = kl_out_type(L, node, 0);
+  kiln_dtype dt = ct->dtype;
+  mm_geom g;
+  mm_geom_of(n, &at->shape, &bt->shape, &g);
+  kg_shape ob = leading(&ct->shape);
+  int64_t nb = kg_shape_numel(&ob);
+  if (nb * g.M * g.N == 0)
+    return true;
+  LLVMValueRef A = kl_in(L, node, 0), B = kl_in(L, node, 1), C = kl_out(L, node, 0);
+  bool blas = dt == KILN_F32 || dt == KILN_F64;
+  if (blas && (g.M > INT32_MAX || g.N > INT32_MAX || g.K > INT32_MAX)) {
+    kc_error_node(L->diag, n->loc, n->name, "matmul dimensions exceed BLAS's 32-bit int range");
+    return false;
+  }
+  /* An empty inner dimension, or the integer path's accumulation: zeros. */
+  if (g.K == 0 || !blas)
+    kl_memset0(L, C, kg_type_bytes(ct));
+  if (g.K == 0)
+    return true;
+  kl_loop lb = {0};
+  LLVMValueRef bi = kl_i64(L, 0);
+  if (nb > 1) {
+    lb = kl_for(L, kl_i64(L, nb), "mmb");
+    bi = lb.index;
+  }
+  LLVMValueRef Ab = kl_gep(L, dt, A, batch_offset(L, bi, &g.abatch, &ob, g.M * g.K, "mm_aoff"));
+  LLVMValueRef Bb = kl_gep(L, dt, B, batch_offset(L, bi, &g.bbatch, &ob, g.K * g.N, "mm_boff"));
+  LLVMValueRef Cb = kl_gep(L, dt, C, LLVMBuildNSWMul(L->B, bi, kl_i64(L, g.M * g.N), ""));
+  if (blas)
+    gemm_blas(L, dt, &g, Ab, Bb, Cb);
+  else
+    gemm_loops(L, dt, &g, Ab, Bb, Cb);
+  if (nb > 1)
+    kl_for_end(L, &lb);
+  return true;
+}

@@ -1,0 +1,810 @@
+/* shape.c — the shape and data-movement ops: reshape, transpose, concat,
+ * slice, strided_slice, gather, pad, broadcast_to, one_hot, expand_dims,
+ * squeeze.  For each, the shape rule (kc_infer_*) and, unless the op only
+ * aliases its operand (reshape, expand_dims, squeeze: the planner shares the
+ * buffer and lower.c's kl_lower_alias emits nothing), the LLVM lowering.
+ *
+ * Shapes are static, so every index computation that depends only on shapes
+ * and attributes (strides, slice starts, clamped strided_slice ranges) is done
+ * here in C; the emitted code is plain counted loops.  Most of these ops are
+ * "copy a strided view": transpose, slice, strided_slice, broadcast_to, and
+ * the per-operand parts of concat and pad all reduce to one copy_plan that
+ * emit_copy turns into a loop nest (see there).
+ *
+ * Every bad shape or attribute is a user error reported through
+ * kc_node_error (which names the node and op), never an assert: the .kg text
+ * is user input.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lower/lower.h"
+#include "ops/ops_util.h"
+
+/* ---- small shared helpers ---- */
+
+/* Row-major element strides of a shape. */
+static void row_strides(const kg_shape *s, int64_t *st) {
+  int64_t k = 1;
+  for (int d = s->rank - 1; d >= 0; d--) {
+    st[d] = k;
+    k *= s->dim[d];
+  }
+}
+
+static int64_t prod(const int64_t *v, int from, int to) {
+  int64_t k = 1;
+  for (int i = from; i < to; i++) k *= v[i];
+  return k;
+}
+
+/* Formats an ints attribute as "[1,-1,3]" (shape attributes may hold -1,
+ * which kc_shape_str is not meant for). */
+static const char *ints_str(const int64_t *v, int n, char *buf, size_t len) {
+  size_t k = (size_t)snprintf(buf, len, "[");
+  for (int i = 0; i < n && k < len; i++)
+    k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? "," : "", (long long)v[i]);
+  if (k < len) snprintf(buf + k, len - k, "]");
+  return buf;
+}
+
+/* User-given sizes (reshape, broadcast_to, pad, one_hot) can be absurd; the
+ * planner multiplies them into byte counts, so refuse anything whose byte
+ * size does not fit in an int64. */
+static bool check_size(kc_infer_ctx *c, const kg_node *n, const kg_shape *s) {
+  int64_t k = 8;
+  for (int i = 0; i < s->rank; i++)
+    if (s->dim[i] && __builtin_mul_overflow(k, s->dim[i], &k)) {
+      char b[160];
+      return kc_node_error(c, n, "result shape %s is too large", kc_shape_str(s, b, sizeof b));
+    }
+  return true;
+}
+
+/* The `dtype` attribute (one_hot); the verifier does not materialize
+ * defaults, so the table's default (f32) is repeated here. */
+static kiln_dtype attr_dtype(const kg_node *n, const char *name, kiln_dtype dflt) {
+  const kg_attr *a = kg_node_attr(n, name);
+  return a && a->kind == KG_ATTR_DTYPE ? a->dtype : dflt;
+}
+
+/* A position at which to insert a new dimension into a rank-`rank` shape:
+ * [-rank-1, rank], negative counting from the end of the result.  (Checked
+ * here rather than by kc_axis so the message speaks of the operand's rank.) */
+static bool insert_axis(kc_infer_ctx *c, const kg_node *n, int64_t axis, int rank, int *out) {
+  if (axis < -rank - 1 || axis > rank)
+    return kc_node_error(
+        c, n, "axis %lld is out of range [%d, %d] for a new dimension of a rank-%d operand",
+        (long long)axis, -rank - 1, rank, rank);
+  *out = (int)(axis < 0 ? axis + rank + 1 : axis);
+  return true;
+}
+
+/* ---- emission helpers ---- */
+
+/* Data movement copies bits, so booleans travel as plain bytes: a bool
+ * load/store pair would truncate to i1 and widen again for nothing. */
+static kiln_dtype move_dt(kiln_dtype dt) { return dt == KILN_BOOL ? KILN_U8 : dt; }
+
+/* a*k + b on i64 indices (k a compile-time constant; b may be NULL for 0).
+ * nsw: indices are in-bounds element offsets, which lets LLVM vectorize. */
+static LLVMValueRef madd(kl_ctx *L, LLVMValueRef a, int64_t k, LLVMValueRef b) {
+  LLVMValueRef v = k == 1 ? a : LLVMBuildNSWMul(L->B, a, kl_i64(L, k), "");
+  return b ? LLVMBuildNSWAdd(L->B, v, b, "") : v;
+}
+
+/* Loads an integer index element and widens it to i64 (signedness of its
+ * dtype respected). */
+static LLVMValueRef load_index(kl_ctx *L, kiln_dtype dt, LLVMValueRef base, LLVMValueRef i) {
+  return kl_convert(L, kl_load(L, dt, base, i), dt, KILN_I64);
+}
+
+/* A scalar attribute value as a constant of dtype dt, with cast semantics
+ * (floats truncate toward zero for integers; bool is v != 0). */
+static LLVMValueRef const_of(kl_ctx *L, kiln_dtype dt, double v) {
+  if (kg_dtype_is_float(dt)) return kl_const_f(L, dt, v);
+  if (dt == KILN_BOOL) return kl_const_i(L, dt, v != 0);
+  if (!(fabs(v) < 9.2e18)) v = 0; /* NaN or out of int64 range: C's cast would be UB */
+  return kl_const_i(L, dt, (int64_t)v);
+}
+
+/* True when const_of(dt, v) is all zero bytes, so a memset can fill. */
+static bool const_is_zero(kiln_dtype dt, double v) {
+  if (kg_dtype_is_float(dt)) return v == 0 && !signbit(v);
+  if (dt == KILN_BOOL) return v == 0;
+  return !(fabs(v) >= 1);
+}
+
+/* Copies `count` consecutive elements: one load/store, or a memcpy of the run. */
+static void copy_run(kl_ctx *L, kiln_dtype dt, LLVMValueRef dst, LLVMValueRef di, LLVMValueRef src,
+                     LLVMValueRef si, int64_t count) {
+  dt = move_dt(dt);
+  if (count == 1)
+    kl_store(L, dt, dst, di, kl_load(L, dt, src, si));
+  else
+    kl_memcpy(L, kl_gep(L, dt, dst, di), kl_gep(L, dt, src, si),
+              count * (int64_t)kg_dtype_size(dt));
+}
+
+/* A copy between two strided views of the same logical shape `dim`:
+ * element (i0..i{r-1}) moves from src[src_off + sum ik*src_stride[k]] to
+ * dst[dst_off + sum ik*dst_stride[k]].  Strides are in elements and may be
+ * 0 (broadcast) or negative (reversed strided_slice). */
+typedef struct copy_plan {
+  int rank;
+  int64_t dim[KILN_MAX_RANK];
+  int64_t src_stride[KILN_MAX_RANK], dst_stride[KILN_MAX_RANK];
+  int64_t src_off, dst_off;
+} copy_plan;
+
+static void copy_level(kl_ctx *L, kiln_dtype dt, LLVMValueRef dst, LLVMValueRef src,
+                       const copy_plan *p, int d, LLVMValueRef di, LLVMValueRef si, int64_t run) {
+  if (d == p->rank) {
+    copy_run(L, dt, dst, di, src, si, run);
+    return;
+  }
+  kl_loop lp = kl_for(L, kl_i64(L, p->dim[d]), "copy");
+  copy_level(L, dt, dst, src, p, d + 1, madd(L, lp.index, p->dst_stride[d], di),
+             madd(L, lp.index, p->src_stride[d], si), run);
+  kl_for_end(L, &lp);
+}
+
+/* Emits a copy_plan as a loop nest.  Nested loops rather than one flat loop
+ * with div/mod: after simplification most views are one or two loops, and
+ * the innermost has constant strides, which LLVM vectorizes.  The plan is
+ * simplified first: size-1 dimensions move nothing, adjacent dimensions that
+ * are contiguous in both views merge into one, and an innermost dimension
+ * with unit strides on both sides becomes a memcpy per outer iteration (so
+ * concat along axis 0 or a slice of whole rows is a single memcpy). */
+static void emit_copy(kl_ctx *L, kiln_dtype dt, LLVMValueRef dst, LLVMValueRef src,
+                      const copy_plan *p) {
+  copy_plan q = {.src_off = p->src_off, .dst_off = p->dst_off};
+  for (int d = 0; d < p->rank; d++) {
+    if (p->dim[d] == 0) return; /* nothing to move (and offsets may point past the end) */
+    if (p->dim[d] == 1) continue;
+    int o = q.rank - 1;
+    if (o >= 0 && q.src_stride[o] == p->src_stride[d] * p->dim[d] &&
+        q.dst_stride[o] == p->dst_stride[d] * p->dim[d]) {
+      q.dim[o] *= p->dim[d];
+      q.src_stride[o] = p->src_stride[d];
+      q.dst_stride[o] = p->dst_stride[d];
+    } else {
+      q.dim[q.rank] = p->dim[d];
+      q.src_stride[q.rank] = p->src_stride[d];
+      q.dst_stride[q.rank] = p->dst_stride[d];
+      q.rank++;
+    }
+  }
+  int64_t run = 1;
+  if (q.rank > 0 && q.src_stride[q.rank - 1] == 1 && q.dst_stride[q.rank - 1] == 1)
+    run = q.dim[--q.rank];
+  copy_level(L, dt, dst, src, &q, 0, kl_i64(L, q.dst_off), kl_i64(L, q.src_off), run);
+}
+
+/* A plan reading a view of the operand into the whole (contiguous) output. */
+static copy_plan plan_into(const kg_shape *out) {
+  copy_plan p = {.rank = out->rank};
+  memcpy(p.dim, out->dim, sizeof p.dim);
+  row_strides(out, p.dst_stride);
+  return p;
+}
+
+/* ---- reshape, expand_dims, squeeze (aliases: shape rules only) ---- */
+
+bool kc_infer_reshape(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *x = kc_in_type(c, n, 0);
+  int cnt;
+  const int64_t *v;
+  char b1[160], b2[160];
+  if (!kc_attr_ints(n, "shape", &cnt, &v))
+    return kc_node_error(c, n, "attribute 'shape' is required");
+  ints_str(v, cnt, b2, sizeof b2);
+  if (cnt > KILN_MAX_RANK)
+    return kc_node_error(c, n, "shape %s has %d dimensions; at most %d are supported", b2, cnt,
+                         KILN_MAX_RANK);
+  kg_shape s = {.rank = cnt};
+  int unknown = -1;
+  int64_t known = 1;
+  for (int i = 0; i < cnt; i++) {
+    if (v[i] == -1) {
+      if (unknown >= 0) return kc_node_error(c, n, "shape %s has more than one -1", b2);
+      unknown = i;
+    } else if (v[i] < 0) {
+      return kc_node_error(c, n, "shape %s has a negative dimension %lld", b2, (long long)v[i]);
+    } else {
+      s.dim[i] = v[i];
+      if (__builtin_mul_overflow(known, v[i], &known))
+        return kc_node_error(c, n, "shape %s is too large", b2);
+    }
+  }
+  int64_t total = kg_shape_numel(&x->shape);
+  kc_shape_str(&x->shape, b1, sizeof b1);
+  if (unknown >= 0) {
+    if (known == 0)
+      return kc_node_error(
+          c, n, "cannot infer the -1 in shape %s: the other dimensions multiply to 0", b2);
+    if (total % known)
+      return kc_node_error(
+          c, n, "cannot reshape %s (%lld elements) to %s: %lld is not a multiple of %lld", b1,
+          (long long)total, b2, (long long)total, (long long)known);
+    s.dim[unknown] = total / known;
+  } else if (known != total) {
+    return kc_node_error(c, n, "cannot reshape %s (%lld elements) to %s (%lld elements)", b1,
+                         (long long)total, b2, (long long)known);
+  }
+  kc_set_out(c, n, x->dtype, &s);
+  return true;
+}
+
+bool kc_infer_expand_dims(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *x = kc_in_type(c, n, 0);
+  if (x->shape.rank >= KILN_MAX_RANK)
+    return kc_node_error(c, n, "the result would have rank %d; at most %d is supported",
+                         x->shape.rank + 1, KILN_MAX_RANK);
+  int ax;
+  if (!insert_axis(c, n, kg_attr_int(n, "axis", 0), x->shape.rank, &ax)) return false;
+  kg_shape s = {.rank = x->shape.rank + 1};
+  for (int i = 0, j = 0; i < s.rank; i++) s.dim[i] = i == ax ? 1 : x->shape.dim[j++];
+  kc_set_out(c, n, x->dtype, &s);
+  return true;
+}
+
+bool kc_infer_squeeze(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *x = kc_in_type(c, n, 0);
+  bool drop[KILN_MAX_RANK] = {0};
+  int cnt;
+  const int64_t *v;
+  if (kc_attr_ints(n, "axes", &cnt, &v)) {
+    for (int i = 0; i < cnt; i++) {
+      int ax;
+      if (!kc_axis(c, n, v[i], x->shape.rank, &ax)) return false;
+      if (x->shape.dim[ax] != 1) {
+        char b[160];
+        return kc_node_error(c, n, "cannot squeeze axis %lld of %s: its size is %lld, not 1",
+                             (long long)v[i], kc_shape_str(&x->shape, b, sizeof b),
+                             (long long)x->shape.dim[ax]);
+      }
+      drop[ax] = true;
+    }
+  } else {
+    for (int d = 0; d < x->shape.rank; d++) drop[d] = x->shape.dim[d] == 1;
+  }
+  kg_shape s = {0};
+  for (int d = 0; d < x->shape.rank; d++)
+    if (!drop[d]) s.dim[s.rank++] = x->shape.dim[d];
+  kc_set_out(c, n, x->dtype, &s);
+  return true;
+}
+
+/* ---- transpose ---- */
+
+/* perm of a node whose shape rule passed: the attribute normalized, or the
+ * reversed order when absent. */
+static void transpose_perm(const kg_node *n, int rank, int *perm) {
+  int cnt;
+  const int64_t *v;
+  bool given = kc_attr_ints(n, "perm", &cnt, &v);
+  for (int d = 0; d < rank; d++)
+    perm[d] = given ? (int)(v[d] < 0 ? v[d] + rank : v[d]) : rank - 1 - d;
+}
+
+bool kc_infer_transpose(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *x = kc_in_type(c, n, 0);
+  int r = x->shape.rank, cnt;
+  const int64_t *v;
+  char b1[160], b2[160];
+  if (kc_attr_ints(n, "perm", &cnt, &v)) {
+    ints_str(v, cnt, b2, sizeof b2);
+    kc_shape_str(&x->shape, b1, sizeof b1);
+    if (cnt != r)
+      return kc_node_error(c, n, "perm %s has %d entries but the operand %s has rank %d", b2, cnt,
+                           b1, r);
+    bool seen[KILN_MAX_RANK] = {0};
+    for (int d = 0; d < r; d++) {
+      int64_t a = v[d] < 0 ? v[d] + r : v[d];
+      if (a < 0 || a >= r || seen[a])
+        return kc_node_error(c, n, "perm %s is not a permutation of 0..%d", b2, r - 1);
+      seen[a] = true;
+    }
+  }
+  int perm[KILN_MAX_RANK];
+  transpose_perm(n, r, perm);
+  kg_shape s = {.rank = r};
+  for (int d = 0; d < r; d++) s.dim[d] = x->shape.dim[perm[d]];
+  kc_set_out(c, n, x->dtype, &s);
+  return true;
+}
+
+bool kl_lower_transpose(kl_ctx *L, int node) {
+  const kg_type *x = kl_in_type(L, node, 0), *y = kl_out_type(L, node, 0);
+  int perm[KILN_MAX_RANK];
+  int64_t ist[KILN_MAX_RANK];
+  transpose_perm(&L->m->nodes[node], x->shape.rank, perm);
+  row_strides(&x->shape, ist);
+  copy_plan p = plan_into(&y->shape);
+  for (int d = 0; d < p.rank; d++) p.src_stride[d] = ist[perm[d]];
+  emit_copy(L, x->dtype, kl_out(L, node, 0), kl_in(L, node, 0), &p);
+  return true;
+}
+
+/* ---- concat ---- */
+
+bool kc_infer_concat(kc_infer_ctx *c, kg_node *n) {
+  if (n->n_in < 1) return kc_node_error(c, n, "needs at least one operand");
+  const kg_type *t0 = kc_in_type(c, n, 0);
+  int ax;
+  if (!kc_axis(c, n, kg_attr_int(n, "axis", 0), t0->shape.rank, &ax)) return false;
+  kg_shape s = t0->shape;
+  for (int k = 1; k < n->n_in; k++) {
+    const kg_type *t = kc_in_type(c, n, k);
+    char b0[160], b1[160];
+    kg_type_str(t0, b0, sizeof b0);
+    kg_type_str(t, b1, sizeof b1);
+    if (t->dtype != t0->dtype)
+      return kc_node_error(c, n, "operand %d is %s but operand 0 is %s: dtypes must match", k, b1,
+                           b0);
+    if (t->shape.rank != s.rank)
+      return kc_node_error(c, n, "operand %d is %s but operand 0 is %s: ranks must match", k, b1,
+                           b0);
+    for (int d = 0; d < s.rank; d++)
+      if (d != ax && t->shape.dim[d] != s.dim[d])
+        return kc_node_error(c, n,
+                             "operand %d is %s but operand 0 is %s: dimension %d differs "
+                             "(only axis %d may)",
+                             k, b1, b0, d, ax);
+    s.dim[ax] += t->shape.dim[ax];
+  }
+  kc_set_out(c, n, t0->dtype, &s);
+  return true;
+}
+
+/* Each operand is copied into its band of the output: the operand is read
+ * contiguously and written with the output's strides, offset along axis. */
+bool kl_lower_concat(kl_ctx *L, int node) {
+  const kg_node *n = &L->m->nodes[node];
+  const kg_type *y = kl_out_type(L, node, 0);
+  int64_t axis = kg_attr_int(n, "axis", 0);
+  int ax = (int)(axis < 0 ? axis + y->shape.rank : axis);
+  int64_t ost[KILN_MAX_RANK], at = 0;
+  row_strides(&y->shape, ost);
+  LLVMValueRef out = kl_out(L, node, 0);
+  for (int k = 0; k < n->n_in; k++) {
+    const kg_type *t = kl_in_type(L, node, k);
+    copy_plan p = plan_into(&t->shape); /* dst_stride = t's own: becomes src below */
+    memcpy(p.src_stride, p.dst_stride, sizeof p.src_stride);
+    memcpy(p.dst_stride, ost, sizeof ost);
+    p.dst_off = at * ost[ax];
+    emit_copy(L, y->dtype, out, kl_in(L, node, k), &p);
+    at += t->shape.dim[ax];
+  }
+  return true;
+}
+
+/* ---- slice ---- */
+
+bool kc_infer_slice(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *x = kc_in_type(c, n, 0);
+  int r = x->shape.rank, nb, ns;
+  const int64_t *b, *sz;
+  char bs[160];
+  kc_shape_str(&x->shape, bs, sizeof bs);
+  if (!kc_attr_ints(n, "begin", &nb, &b) || !kc_attr_ints(n, "size", &ns, &sz))
+    return kc_node_error(c, n, "attributes 'begin' and 'size' are required");
+  if (nb != r || ns != r)
+    return kc_node_error(c, n, "begin has %d entries and size %d, but the operand %s has rank %d",
+                         nb, ns, bs, r);
+  kg_shape s = {.rank = r};
+  for (int d = 0; d < r; d++) {
+    int64_t dim = x->shape.dim[d];
+    if (b[d] < 0 || b[d] > dim)
+      return kc_node_error(c, n, "begin[%d] = %lld is out of range for dimension %d of %s", d,
+                           (long long)b[d], d, bs);
+    if (sz[d] < -1)
+      return kc_node_error(c, n, "size[%d] = %lld is negative (only -1, 'to the end', is allowed)",
+                           d, (long long)sz[d]);
+    s.dim[d] = sz[d] == -1 ? dim - b[d] : sz[d];
+    if (s.dim[d] > dim - b[d])
+      return kc_node_error(c, n,
+                           "begin[%d] + size[%d] = %lld is out of range for dimension %d of %s", d,
+                           d, (long long)(b[d] + s.dim[d]), d, bs);
+  }
+  kc_set_out(c, n, x->dtype, &s);
+  return true;
+}
+
+bool kl_lower_slice(kl_ctx *L, int node) {
+  const kg_type *x = kl_in_type(L, node, 0), *y = kl_out_type(L, node, 0);
+  int nb;
+  const int64_t *b;
+  kc_attr_ints(&L->m->nodes[node], "begin", &nb, &b);
+  copy_plan p = plan_into(&y->shape);
+  row_strides(&x->shape, p.src_stride);
+  for (int d = 0; d < p.rank; d++) p.src_off += b[d] * p.src_stride[d];
+  emit_copy(L, x->dtype, kl_out(L, node, 0), kl_in(L, node, 0), &p);
+  return true;
+}
+
+/* ---- strided_slice ---- */
+
+/* The compile-time form of a strided slice: per input dimension the first
+ * index, step and count; per output dimension the input dimension it walks
+ * (-1 for a new axis of size 1).  Shrunk dimensions keep count 1 and appear
+ * in no output dimension. */
+typedef struct ss_plan {
+  int64_t start[KILN_MAX_RANK], step[KILN_MAX_RANK], count[KILN_MAX_RANK];
+  int out_rank;
+  int from[KILN_MAX_RANK];
+} ss_plan;
+
+enum { SS_NEW_AXIS = -1, SS_SHRINK = -2, SS_MAX_SPEC = 32 };
+
+/* An unmasked begin/end: a negative index counts from the end once, then
+ * the result clamps into [lo, hi] (out-of-range slices are empty or
+ * truncated, never errors, as in NumPy). */
+static int64_t ss_clamp(int64_t x, int64_t dim, int64_t lo, int64_t hi) {
+  x = x < 0 ? x + dim : x;
+  return x < lo ? lo : x > hi ? hi : x;
+}
+
+/* TF's ValidateStridedSliceOp, for static shapes: expands the sparse spec
+ * (with its ellipsis and new axes) into one entry per input dimension,
+ * canonicalizes begin/end with the masks and clamping, and derives the
+ * output shape.  On a user error writes the message to err. */
+static bool ss_compute(const kg_node *n, const kg_shape *in, ss_plan *p, char *err, size_t errlen) {
+  int nb, ne, ns = 0, r = in->rank;
+  const int64_t *b = NULL, *e = NULL, *st = NULL;
+  memset(p, 0, sizeof *p);
+  if (!kc_attr_ints(n, "begin", &nb, &b) || !kc_attr_ints(n, "end", &ne, &e)) {
+    snprintf(err, errlen, "attributes 'begin' and 'end' are required");
+    return false;
+  }
+  bool have_strides = kc_attr_ints(n, "strides", &ns, &st);
+  if (ne != nb || (have_strides && ns != nb)) {
+    snprintf(err, errlen, "begin, end and strides must have the same length (got %d, %d, %d)", nb,
+             ne, have_strides ? ns : nb);
+    return false;
+  }
+  if (nb > SS_MAX_SPEC) {
+    snprintf(err, errlen, "begin has %d entries; at most %d are supported", nb, SS_MAX_SPEC);
+    return false;
+  }
+  /* Mask bits beyond the spec's length mean nothing (as in TF). */
+  uint64_t low = (1ull << nb) - 1;
+  uint64_t bmask = (uint64_t)kg_attr_int(n, "begin_mask", 0) & low;
+  uint64_t emask = (uint64_t)kg_attr_int(n, "end_mask", 0) & low;
+  uint64_t smask = (uint64_t)kg_attr_int(n, "shrink_axis_mask", 0) & low;
+  uint64_t nmask = (uint64_t)kg_attr_int(n, "new_axis_mask", 0) & low;
+  uint64_t elmask = (uint64_t)kg_attr_int(n, "ellipsis_mask", 0) & low;
+  if (elmask & (elmask - 1)) {
+    snprintf(err, errlen, "ellipsis_mask has more than one bit set: only one ellipsis is allowed");
+    return false;
+  }
+
+  /* New axes after the ellipsis are not input dimensions, so the ellipsis
+   * covers that many more; without an ellipsis there is one at the end. */
+  int sparse = nb, new_after = 0;
+  bool seen = false;
+  for (int i = 0; i < nb; i++) {
+    if (seen && (nmask >> i & 1)) new_after++;
+    if (elmask >> i & 1) seen = true;
+  }
+  if (!seen) elmask |= 1ull << sparse++;
+
+  /* Dense spec: one entry per input dimension. */
+  int64_t db[KILN_MAX_RANK] = {0}, de[KILN_MAX_RANK] = {0}, ds[KILN_MAX_RANK];
+  bool dbm[KILN_MAX_RANK] = {0}, dem[KILN_MAX_RANK] = {0}, dshrink[KILN_MAX_RANK] = {0};
+  int final[SS_MAX_SPEC + KILN_MAX_RANK + 1], n_final = 0, full = 0;
+  for (int i = 0; i < sparse; i++) {
+    if (elmask >> i & 1) {
+      int next = r - (sparse - i) + 1 + new_after;
+      if (next > r) next = r;
+      for (; full < next; full++) {
+        ds[full] = 1;
+        dbm[full] = dem[full] = true;
+        final[n_final++] = full;
+      }
+    } else if (nmask >> i & 1) {
+      final[n_final++] = SS_NEW_AXIS;
+    } else {
+      if (full == r) {
+        snprintf(err, errlen, "slice entry %d indexes dimension %d, but the operand has rank %d", i,
+                 full, r);
+        return false;
+      }
+      db[full] = b[i];
+      de[full] = e[i];
+      ds[full] = have_strides ? st[i] : 1;
+      dbm[full] = bmask >> i & 1;
+      dem[full] = emask >> i & 1;
+      dshrink[full] = smask >> i & 1;
+      final[n_final++] = dshrink[full] ? SS_SHRINK : full;
+      full++;
+    }
+  }
+
+  /* Canonical ranges: masks pick the whole extent in the stride's
+   * direction; other indices wrap once if negative, then clamp to
+   * [0, dim] going forward or [-1, dim-1] going backward. */
+  for (int i = 0; i < r; i++) {
+    int64_t dim = in->dim[i], s = ds[i];
+    if (s == 0) {
+      snprintf(err, errlen, "the stride for dimension %d is 0", i);
+      return false;
+    }
+    if (dshrink[i]) {
+      if (s < 0) {
+        snprintf(err, errlen, "dimension %d is indexed (shrink_axis_mask) with a negative stride",
+                 i);
+        return false;
+      }
+      int64_t x = db[i] < 0 ? db[i] + dim : db[i];
+      if (x < 0 || x >= dim) {
+        snprintf(err, errlen, "index %lld is out of range for dimension %d of size %lld",
+                 (long long)db[i], i, (long long)dim);
+        return false;
+      }
+      p->start[i] = x, p->step[i] = 1, p->count[i] = 1;
+      continue;
+    }
+    int64_t lo = s > 0 ? 0 : -1, hi = s > 0 ? dim : dim - 1;
+    int64_t bi = dbm[i] ? (s > 0 ? lo : hi) : ss_clamp(db[i], dim, lo, hi);
+    int64_t ei = dem[i] ? (s > 0 ? hi : lo) : ss_clamp(de[i], dim, lo, hi);
+    int64_t len = ei - bi;
+    p->start[i] = bi;
+    p->step[i] = s;
+    p->count[i] = len == 0 || (len < 0) != (s < 0) ? 0 : len / s + (len % s != 0);
+  }
+
+  for (int k = 0; k < n_final; k++) {
+    if (final[k] == SS_SHRINK) continue;
+    if (p->out_rank == KILN_MAX_RANK) {
+      snprintf(err, errlen, "the result would have more than %d dimensions", KILN_MAX_RANK);
+      return false;
+    }
+    p->from[p->out_rank++] = final[k];
+  }
+  return true;
+}
+
+bool kc_infer_strided_slice(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *x = kc_in_type(c, n, 0);
+  ss_plan p;
+  char err[256];
+  if (!ss_compute(n, &x->shape, &p, err, sizeof err)) return kc_node_error(c, n, "%s", err);
+  kg_shape s = {.rank = p.out_rank};
+  for (int d = 0; d < p.out_rank; d++) s.dim[d] = p.from[d] < 0 ? 1 : p.count[p.from[d]];
+  kc_set_out(c, n, x->dtype, &s);
+  return true;
+}
+
+bool kl_lower_strided_slice(kl_ctx *L, int node) {
+  const kg_type *x = kl_in_type(L, node, 0), *y = kl_out_type(L, node, 0);
+  ss_plan sp;
+  char err[256];
+  if (!ss_compute(&L->m->nodes[node], &x->shape, &sp, err, sizeof err)) return false; /* inferred */
+  int64_t ist[KILN_MAX_RANK];
+  row_strides(&x->shape, ist);
+  copy_plan p = plan_into(&y->shape);
+  for (int i = 0; i < x->shape.rank; i++) p.src_off += sp.start[i] * ist[i];
+  for (int d = 0; d < p.rank; d++) {
+    int f = sp.from[d];
+    p.src_stride[d] = f < 0 ? 0 : sp.step[f] * ist[f];
+  }
+  emit_copy(L, x->dtype, kl_out(L, node, 0), kl_in(L, node, 0), &p);
+  return true;
+}
+
+/* ---- gather ---- */
+
+bool kc_infer_gather(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *pt = kc_in_type(c, n, 0), *it = kc_in_type(c, n, 1);
+  char b[160];
+  if (it->dtype != KILN_I32 && it->dtype != KILN_I64)
+    return kc_node_error(c, n, "indices are %s; they must be i32 or i64",
+                         kg_type_str(it, b, sizeof b));
+  int ax;
+  if (!kc_axis(c, n, kg_attr_int(n, "axis", 0), pt->shape.rank, &ax)) return false;
+  int r = pt->shape.rank - 1 + it->shape.rank;
+  if (r > KILN_MAX_RANK)
+    return kc_node_error(c, n, "the result would have rank %d; at most %d is supported", r,
+                         KILN_MAX_RANK);
+  kg_shape s = {.rank = r};
+  int k = 0;
+  for (int d = 0; d < ax; d++) s.dim[k++] = pt->shape.dim[d];
+  for (int d = 0; d < it->shape.rank; d++) s.dim[k++] = it->shape.dim[d];
+  for (int d = ax + 1; d < pt->shape.rank; d++) s.dim[k++] = pt->shape.dim[d];
+  kc_set_out(c, n, pt->dtype, &s);
+  return true;
+}
+
+/* params viewed as [outer, A, inner] and the output as [outer, N, inner]
+ * (N = number of indices): out[o, k, :] = params[o, indices[k], :].  All
+ * indices are checked first, so the copy loop has no branches and a bad
+ * index ends the run before anything is read out of bounds. */
+bool kl_lower_gather(kl_ctx *L, int node) {
+  const kg_node *n = &L->m->nodes[node];
+  const kg_type *pt = kl_in_type(L, node, 0), *it = kl_in_type(L, node, 1);
+  int64_t axis = kg_attr_int(n, "axis", 0);
+  int ax = (int)(axis < 0 ? axis + pt->shape.rank : axis);
+  int64_t outer = prod(pt->shape.dim, 0, ax), A = pt->shape.dim[ax];
+  int64_t inner = prod(pt->shape.dim, ax + 1, pt->shape.rank), N = kg_shape_numel(&it->shape);
+  LLVMValueRef params = kl_in(L, node, 0), idx = kl_in(L, node, 1), out = kl_out(L, node, 0);
+  if (N == 0) return true;
+
+  kl_loop chk = kl_for(L, kl_i64(L, N), "gather_check");
+  LLVMValueRef k = load_index(L, it->dtype, idx, chk.index);
+  /* unsigned >= also catches negative indices */
+  LLVMValueRef bad = LLVMBuildICmp(L->B, LLVMIntUGE, k, kl_i64(L, A), "");
+  kl_fail_if(L, bad, node,
+             kc_sprintf(L->m->arena, "gather index out of range [0, %lld) for axis %d of params",
+                        (long long)A, ax));
+  kl_for_end(L, &chk);
+
+  if (outer == 0 || inner == 0) return true;
+  kl_loop lo = kl_for(L, kl_i64(L, outer), "gather_outer");
+  kl_loop lk = kl_for(L, kl_i64(L, N), "gather");
+  k = load_index(L, it->dtype, idx, lk.index);
+  LLVMValueRef si = madd(L, madd(L, lo.index, A, k), inner, NULL);
+  LLVMValueRef di = madd(L, madd(L, lo.index, N, lk.index), inner, NULL);
+  copy_run(L, pt->dtype, out, di, params, si, inner);
+  kl_for_end(L, &lk);
+  kl_for_end(L, &lo);
+  return true;
+}
+
+/* ---- pad ---- */
+
+bool kc_infer_pad(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *x = kc_in_type(c, n, 0);
+  int r = x->shape.rank, cnt;
+  const int64_t *v;
+  char b1[160], b2[200];
+  if (!kc_attr_ints(n, "paddings", &cnt, &v))
+    return kc_node_error(c, n, "attribute 'paddings' is required");
+  ints_str(v, cnt, b2, sizeof b2);
+  kc_shape_str(&x->shape, b1, sizeof b1);
+  if (cnt != 2 * r)
+    return kc_node_error(c, n,
+                         "paddings %s has %d entries; the operand %s has rank %d, so it needs %d "
+                         "([before0, after0, before1, after1, ...])",
+                         b2, cnt, b1, r, 2 * r);
+  kg_shape s = {.rank = r};
+  for (int d = 0; d < r; d++) {
+    if (v[2 * d] < 0 || v[2 * d + 1] < 0)
+      return kc_node_error(c, n, "paddings %s has a negative entry for dimension %d", b2, d);
+    if (__builtin_add_overflow(x->shape.dim[d], v[2 * d], &s.dim[d]) ||
+        __builtin_add_overflow(s.dim[d], v[2 * d + 1], &s.dim[d]))
+      return kc_node_error(c, n, "paddings %s is too large", b2);
+  }
+  if (!check_size(c, n, &s)) return false;
+  kc_set_out(c, n, x->dtype, &s);
+  return true;
+}
+
+/* Fills the whole output with the constant, then copies the operand into
+ * its interior: simpler than enumerating the border regions, and the fill is
+ * a memset or a trivially vectorized store loop. */
+bool kl_lower_pad(kl_ctx *L, int node) {
+  const kg_node *n = &L->m->nodes[node];
+  const kg_type *x = kl_in_type(L, node, 0), *y = kl_out_type(L, node, 0);
+  double cv = kg_attr_float(n, "constant_value", 0);
+  LLVMValueRef out = kl_out(L, node, 0);
+  int64_t total = kg_shape_numel(&y->shape);
+  if (total == 0) return true;
+  if (total != kg_shape_numel(&x->shape)) { /* else no padding at all: just the copy */
+    if (const_is_zero(y->dtype, cv)) {
+      kl_memset0(L, out, kg_type_bytes(y));
+    } else {
+      LLVMValueRef v = const_of(L, y->dtype, cv);
+      kl_loop lp = kl_for(L, kl_i64(L, total), "pad_fill");
+      kl_store(L, y->dtype, out, lp.index, v);
+      kl_for_end(L, &lp);
+    }
+  }
+  int cnt;
+  const int64_t *pads;
+  kc_attr_ints(n, "paddings", &cnt, &pads);
+  copy_plan p = plan_into(&x->shape);
+  memcpy(p.src_stride, p.dst_stride, sizeof p.src_stride);
+  row_strides(&y->shape, p.dst_stride);
+  for (int d = 0; d < p.rank; d++) p.dst_off += pads[2 * d] * p.dst_stride[d];
+  emit_copy(L, x->dtype, out, kl_in(L, node, 0), &p);
+  return true;
+}
+
+/* ---- broadcast_to ---- */
+
+bool kc_infer_broadcast_to(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *x = kc_in_type(c, n, 0);
+  int cnt;
+  const int64_t *v;
+  char b1[160], b2[160];
+  if (!kc_attr_ints(n, "shape", &cnt, &v))
+    return kc_node_error(c, n, "attribute 'shape' is required");
+  ints_str(v, cnt, b2, sizeof b2);
+  kc_shape_str(&x->shape, b1, sizeof b1);
+  if (cnt > KILN_MAX_RANK)
+    return kc_node_error(c, n, "shape %s has %d dimensions; at most %d are supported", b2, cnt,
+                         KILN_MAX_RANK);
+  if (cnt < x->shape.rank)
+    return kc_node_error(c, n, "cannot broadcast %s to %s: the target has fewer dimensions", b1,
+                         b2);
+  kg_shape s = {.rank = cnt};
+  int lead = cnt - x->shape.rank;
+  for (int d = 0; d < cnt; d++) {
+    if (v[d] < 0)
+      return kc_node_error(c, n, "shape %s has a negative dimension %lld", b2, (long long)v[d]);
+    s.dim[d] = v[d];
+    if (d >= lead) {
+      int64_t xd = x->shape.dim[d - lead];
+      if (xd != 1 && xd != v[d])
+        return kc_node_error(c, n,
+                             "cannot broadcast %s to %s: dimension %d of the operand is %lld, "
+                             "not 1 or %lld",
+                             b1, b2, d - lead, (long long)xd, (long long)v[d]);
+    }
+  }
+  if (!check_size(c, n, &s)) return false;
+  kc_set_out(c, n, x->dtype, &s);
+  return true;
+}
+
+/* Operand dimensions of size 1 (and missing leading ones) get stride 0. */
+bool kl_lower_broadcast_to(kl_ctx *L, int node) {
+  const kg_type *x = kl_in_type(L, node, 0), *y = kl_out_type(L, node, 0);
+  int64_t ist[KILN_MAX_RANK];
+  row_strides(&x->shape, ist);
+  copy_plan p = plan_into(&y->shape);
+  int lead = y->shape.rank - x->shape.rank;
+  for (int d = lead; d < p.rank; d++)
+    p.src_stride[d] = x->shape.dim[d - lead] == 1 ? 0 : ist[d - lead];
+  emit_copy(L, x->dtype, kl_out(L, node, 0), kl_in(L, node, 0), &p);
+  return true;
+}
+
+/* ---- one_hot ---- */
+
+bool kc_infer_one_hot(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *it = kc_in_type(c, n, 0);
+  int64_t depth = kg_attr_int(n, "depth", 0);
+  if (depth < 0)
+    return kc_node_error(c, n, "depth is %lld; it must be non-negative", (long long)depth);
+  if (it->shape.rank >= KILN_MAX_RANK)
+    return kc_node_error(c, n, "the result would have rank %d; at most %d is supported",
+                         it->shape.rank + 1, KILN_MAX_RANK);
+  int ax;
+  if (!insert_axis(c, n, kg_attr_int(n, "axis", -1), it->shape.rank, &ax)) return false;
+  kg_shape s = {.rank = it->shape.rank + 1};
+  for (int i = 0, j = 0; i < s.rank; i++) s.dim[i] = i == ax ? depth : it->shape.dim[j++];
+  if (!check_size(c, n, &s)) return false;
+  kc_set_out(c, n, attr_dtype(n, "dtype", KILN_F32), &s);
+  return true;
+}
+
+/* indices viewed as [B, C] split at axis, the output as [B, depth, C]:
+ * out[b, d, c] = indices[b, c] == d ? on : off.  An index outside
+ * [0, depth) simply never matches, giving a row of off_value as in TF. */
+bool kl_lower_one_hot(kl_ctx *L, int node) {
+  const kg_node *n = &L->m->nodes[node];
+  const kg_type *it = kl_in_type(L, node, 0), *y = kl_out_type(L, node, 0);
+  int64_t axis = kg_attr_int(n, "axis", -1);
+  int ax = (int)(axis < 0 ? axis + y->shape.rank : axis);
+  int64_t B = prod(it->shape.dim, 0, ax), C = prod(it->shape.dim, ax, it->shape.rank);
+  int64_t D = y->shape.dim[ax];
+  if (kg_shape_numel(&y->shape) == 0) return true;
+  LLVMValueRef on = const_of(L, y->dtype, kg_attr_float(n, "on_value", 1));
+  LLVMValueRef off = const_of(L, y->dtype, kg_attr_float(n, "off_value", 0));
+  LLVMValueRef idx = kl_in(L, node, 0), out = kl_out(L, node, 0);
+  kl_loop lb = kl_for(L, kl_i64(L, B), "onehot_outer");
+  kl_loop ld = kl_for(L, kl_i64(L, D), "onehot_depth");
+  kl_loop lc = kl_for(L, kl_i64(L, C), "onehot_inner");
+  LLVMValueRef k = load_index(L, it->dtype, idx, madd(L, lb.index, C, lc.index));
+  LLVMValueRef hit = LLVMBuildICmp(L->B, LLVMIntEQ, k, ld.index, "");
+  LLVMValueRef oi = madd(L, madd(L, lb.index, D, ld.index), C, lc.index);
+  kl_store(L, y->dtype, out, oi, LLVMBuildSelect(L->B, hit, on, off, ""));
+  kl_for_end(L, &lc);
+  kl_for_end(L, &ld);
+  kl_for_end(L, &lb);
+  return true;
+}

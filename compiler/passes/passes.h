@@ -1,0 +1,11 @@
+/* passes.h — the graph passes.  Each takes a verified module and leaves it
+ * verified; pipeline.c lists them in order in one table. */
+#ifndef KILN_PASSES_H
+#define KILN_PASSES_H
+
+#include "ir/ir.h"
+
+/* Removes nodes unreachable from entries and the program. */
+bool kc_pass_dce(kg_module *m, kc_diag *d);
+
+#endif

@@ -1,0 +1,181 @@
+/* kilnrt.h — libkilnrt, the small runtime every kiln binary links.
+ *
+ * Generated code and the runtime meet here.  The compiler emits, per module,
+ * one constant `kiln_module_desc` describing its variables, queues and entry
+ * points; the runtime owns everything with a lifetime (instances, queues,
+ * I/O, errors).  Generated entry functions are plain C-ABI functions:
+ *
+ *     int entry(kiln_inst *inst, const void *in, void *out);
+ *
+ * `in` and `out` point to structs whose fields are the feeds and fetches laid
+ * out as a C compiler lays out `T name[d0][d1]...` fields in order.  The
+ * return value is a kiln_status; on failure the message is in the instance.
+ *
+ * The layout of every struct below is part of the ABI: the compiler builds
+ * them as LLVM constants (compiler/lower/descriptors.c).  Change both sides
+ * together.  A library never exits: every function reports through its
+ * return value and kiln_inst_error().
+ */
+#ifndef KILNRT_H
+#define KILNRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kiln_dtype.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes returned by entry points and runtime calls. */
+typedef enum kiln_status {
+  KILN_OK = 0,
+  KILN_OUT_OF_RANGE = 1, /* a queue is closed and drained (TF's OutOfRangeError) */
+  KILN_CANCELLED = 2,    /* a blocked enqueue was cancelled by close(cancel_pending) */
+  KILN_ERROR = 3         /* anything else; the message says what */
+} kiln_status;
+
+typedef struct kiln_queue kiln_queue;
+
+/* One tensor slot: a feed, a fetch, a variable or a queue component. */
+typedef struct kiln_tensor_desc {
+  const char *name;
+  int32_t dtype; /* kiln_dtype */
+  int32_t rank;
+  const int64_t *dims;
+  int64_t offset; /* byte offset in the in/out struct or the variable block */
+  int64_t nbytes;
+} kiln_tensor_desc;
+
+typedef struct kiln_inst kiln_inst;
+typedef int (*kiln_entry_fn)(kiln_inst *inst, const void *in, void *out);
+
+typedef struct kiln_entry_desc {
+  const char *name;
+  kiln_entry_fn fn;
+  int32_t n_in, n_out;
+  const kiln_tensor_desc *in;
+  const kiln_tensor_desc *out;
+  int64_t in_size, out_size; /* sizeof the in/out structs */
+} kiln_entry_desc;
+
+typedef struct kiln_queue_desc {
+  const char *name;
+  int64_t capacity;
+  int32_t n_comp;
+  int32_t kind; /* 0 = fifo (more kinds later) */
+  const kiln_tensor_desc *comp; /* offsets unused; shapes of one element */
+} kiln_queue_desc;
+
+typedef struct kiln_module_desc {
+  const char *name;
+  int64_t vars_size;  /* bytes of variable storage, persists across runs */
+  int64_t arena_size; /* bytes of scratch, planned at compile time */
+  int32_t n_vars, n_queues, n_entries, n_random;
+  const kiln_tensor_desc *vars;
+  const kiln_queue_desc *queues;
+  const kiln_entry_desc *entries;
+  int (*init)(kiln_inst *inst);    /* runs variable initializers */
+  int (*program)(kiln_inst *inst); /* the module's program, or NULL */
+} kiln_module_desc;
+
+/* The instance: state of one loaded module.  Generated code reads the first
+ * three fields directly (by index), so they stay first and in this order. */
+struct kiln_inst {
+  uint8_t *vars;
+  uint8_t *arena;
+  kiln_queue **queues;
+  uint64_t *random_counters; /* one per random op, so reruns draw new numbers */
+  const kiln_module_desc *desc;
+  char error[1024];
+};
+
+/* ---- instance lifetime (used by generated create/destroy and by main) ---- */
+
+/* Allocates and initializes an instance (variables initialized, queues
+ * created).  Returns NULL only when out of memory; if an initializer fails,
+ * returns the instance with kiln_inst_error() set and *status non-zero. */
+kiln_inst *kiln_inst_create(const kiln_module_desc *desc, int *status);
+/* Frees an instance and its queues; NULL is allowed. */
+void kiln_inst_destroy(kiln_inst *inst);
+/* The message of the last failure, or "" if none. */
+const char *kiln_inst_error(const kiln_inst *inst);
+/* Records a printf-style message in the instance; returns `status` unchanged
+ * so callers can write `return kiln_fail(inst, KILN_ERROR, ...)`. */
+int kiln_fail(kiln_inst *inst, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- queues (called from generated code; qid indexes desc->queues) ---- */
+
+/* Enqueues one element; comps[i] points to component i.  Blocks while full. */
+int kiln_rt_enqueue(kiln_inst *inst, int32_t qid, void *const *comps);
+/* Enqueues n elements; comps[i] points to n consecutive component-i values. */
+int kiln_rt_enqueue_many(kiln_inst *inst, int32_t qid, void *const *comps, int64_t n);
+/* Dequeues one element into out[i].  KILN_OUT_OF_RANGE when closed and empty. */
+int kiln_rt_dequeue(kiln_inst *inst, int32_t qid, void *const *out);
+/* Dequeues n elements, stacked, into out[i].  OUT_OF_RANGE if fewer remain
+ * and the queue is closed (nothing is consumed then). */
+int kiln_rt_dequeue_many(kiln_inst *inst, int32_t qid, void *const *out, int64_t n);
+/* Writes the number of queued elements to *out. */
+int kiln_rt_queue_size(kiln_inst *inst, int32_t qid, int32_t *out);
+/* Closes the queue; with cancel_pending, blocked enqueuers fail with CANCELLED. */
+int kiln_rt_queue_close(kiln_inst *inst, int32_t qid, int32_t cancel_pending);
+
+/* ---- queue objects (the thread-safe core used by the calls above) ---- */
+
+/* Creates a bounded FIFO of elements of `n_comp` components of the given sizes. */
+kiln_queue *kiln_queue_new(int64_t capacity, int32_t n_comp, const int64_t *comp_bytes);
+/* Frees a queue; no thread may be blocked on it. */
+void kiln_queue_free(kiln_queue *q);
+/* Core operations; return kiln_status.  `n` elements, component-major. */
+int kiln_queue_enqueue(kiln_queue *q, void *const *comps, int64_t n);
+int kiln_queue_dequeue(kiln_queue *q, void *const *out, int64_t n);
+int64_t kiln_queue_size(kiln_queue *q);
+void kiln_queue_close(kiln_queue *q, int cancel_pending);
+
+/* ---- random numbers (seeded, reproducible; counter-based) ---- */
+
+/* Fills `n` values of `dtype` at `out`: kind 0 = uniform in [a, b),
+ * kind 1 = normal with mean a and stddev b.  The stream is a pure function of
+ * (seed, *counter); *counter advances so the next call draws new numbers. */
+int kiln_rt_random(kiln_inst *inst, int32_t dtype, int32_t kind, int64_t n, void *out,
+                   double a, double b, uint64_t seed, uint64_t *counter);
+
+/* ---- printing (the program's `print`) ---- */
+
+/* Prints a tensor as NumPy's str() would (no line wrapping), then a newline. */
+int kiln_rt_print(kiln_inst *inst, int32_t dtype, int32_t rank, const int64_t *dims,
+                  const void *data);
+/* Prints a literal line of text. */
+int kiln_rt_print_text(kiln_inst *inst, const char *text);
+/* Reports a failed run from the program: message to stderr. */
+int kiln_rt_report(kiln_inst *inst, int status);
+
+/* ---- .npy files ---- */
+
+/* Reads `path` into `out` expecting exactly the dtype and dims given; a clear
+ * message (file, expected vs found) on any mismatch or truncation. */
+int kiln_npy_read(kiln_inst *inst, const char *path, int32_t dtype, int32_t rank,
+                  const int64_t *dims, void *out);
+/* Writes a tensor as a .npy file. */
+int kiln_npy_write(kiln_inst *inst, const char *path, int32_t dtype, int32_t rank,
+                   const int64_t *dims, const void *data);
+
+/* ---- dtype facts ---- */
+
+/* Size in bytes of one element of `dtype`, or 0 if unknown. */
+size_t kiln_dtype_size(int32_t dtype);
+/* The .kg name ("f32"...) of `dtype`, or "?" if unknown. */
+const char *kiln_dtype_name(int32_t dtype);
+
+/* ---- the standalone executable ---- */
+
+/* main() of a kiln binary: runs the module's program, or the generic main
+ * (--run ENTRY --feed name=file.npy --fetch name[=file.npy] --repeat N).
+ * Returns the process exit status. */
+int kiln_main(int argc, char **argv, const kiln_module_desc *desc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -31,7 +31,7 @@ KC_SRC  := $(wildcard compiler/ir/*.c compiler/passes/*.c compiler/ops/*.c compi
 KC_LIB_SRC := $(filter-out compiler/driver/main.c,$(KC_SRC))
 RT_OBJ  := $(RT_SRC:%.c=$(B)/%.o)
 KC_OBJ  := $(KC_LIB_SRC:%.c=$(B)/%.o)
-UNIT_SRC := $(wildcard tests/unit/*.c)
+TEST_SRC := $(wildcard tests/unit/*.c tests/e2e/*.c) tests/testutil.c
 
 DEPS_STAMP := $(B)/.deps-stamp
 DEB_PACKAGES := llvm-19-dev libopenblas-dev libcriterion-dev python3-numpy \
@@ -79,9 +79,9 @@ run: $(B)/kiln $(B)/libkilnrt.a
 	$(B)/kiln build examples/fifo_queue.kg -o $(B)/fifo_queue
 	./$(B)/fifo_queue
 
-$(B)/tests/unit: $(UNIT_SRC) $(B)/libkilnc.a $(B)/libkilnrt.a
+$(B)/tests/unit: $(TEST_SRC) tests/testutil.h $(B)/libkilnc.a $(B)/libkilnrt.a
 	@mkdir -p $(dir $@)
-	$(CC) $(KC_CFLAGS) -Itests -o $@ $(UNIT_SRC) $(B)/libkilnc.a $(B)/libkilnrt.a \
+	$(CC) $(KC_CFLAGS) -Itests -o $@ $(TEST_SRC) $(B)/libkilnc.a $(B)/libkilnrt.a \
 	  $(LLVM_LIBS) -lcriterion -lopenblas -lpthread -lm
 
 test: $(B)/kiln $(B)/libkilnrt.a $(B)/tests/unit

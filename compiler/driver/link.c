@@ -50,10 +50,17 @@ bool kc_link(const kc_target *t, const char *cc, const char *obj, const char *ou
   snprintf(rt, sizeof rt, "%s/libkilnrt.a", kc_runtime_dir());
   if (access(rt, R_OK) != 0)
     return kc_error(d, (kc_loc){0}, "cannot find the runtime library %s (set KILN_RUNTIME_DIR)", rt);
-  char *argv[] = {(char *)cc, "-o", (char *)out, (char *)obj, rt, "-Wl,--as-needed", "-lopenblas",
-                  "-lpthread", "-lm", NULL};
+  /* $KILN_LDFLAGS: extra words for the link (the sanitizer builds use it) */
+  char *argv[64] = {(char *)cc, "-o", (char *)out, (char *)obj, rt, "-Wl,--as-needed", "-lopenblas",
+                    "-lpthread", "-lm"};
+  int argc = 9;
+  char *extra = getenv("KILN_LDFLAGS") ? strdup(getenv("KILN_LDFLAGS")) : NULL;
+  for (char *w = extra ? strtok(extra, " ") : NULL; w && argc < 62; w = strtok(NULL, " ")) argv[argc++] = w;
+  argv[argc] = NULL;
   int status = 0;
-  if (!run(argv, &status))
+  bool ok = run(argv, &status);
+  free(extra);
+  if (!ok)
     return kc_error(d, (kc_loc){0}, "linking with '%s' failed (exit status %d)", cc, status);
   return true;
 }

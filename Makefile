@@ -109,7 +109,13 @@ $(B)/fuzz_parser: tests/fuzz/fuzz_parser.c $(KC_LIB_SRC) $(KC_HEADERS) | $(DEPS_
 	  $(LLVM_CFLAGS) -o $@ tests/fuzz/fuzz_parser.c $(KC_LIB_SRC) $(LLVM_LIBS) -lm
 
 bench: $(B)/kiln $(B)/libkilnrt.a
-	$(PYTHON) bench/run.py --kiln $(B)/kiln
+	@mkdir -p $(B)/bench
+	$(B)/kiln build -c bench/ew.kg -o $(B)/bench/ew.o
+	$(B)/kiln build -c bench/mm.kg -o $(B)/bench/mm.o
+	$(CC) -std=gnu17 -O2 -Iruntime -I$(B)/bench -o $(B)/bench/bench bench/bench.c $(B)/bench/ew.o $(B)/bench/mm.o \
+	  $(B)/libkilnrt.a -lopenblas -lpthread -lm
+	@echo "== one OpenBLAS thread"; OPENBLAS_NUM_THREADS=1 $(B)/bench/bench
+	@echo "== two OpenBLAS threads"; OPENBLAS_NUM_THREADS=2 $(B)/bench/bench
 
 install: $(B)/kiln $(B)/libkilnrt.a
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/kiln \

@@ -39,6 +39,14 @@ static void mm_geom_of(const kg_node *n, const kg_shape *a, const kg_shape *b, m
   g->bbatch = leading(b);
 }
 
+/* NumPy broadcast compatibility of two batch shapes (right-aligned). */
+static bool batches_broadcast(const kg_shape *a, const kg_shape *b) {
+  for (int i = a->rank - 1, j = b->rank - 1; i >= 0 && j >= 0; i--, j--)
+    if (a->dim[i] != b->dim[j] && a->dim[i] != 1 && b->dim[j] != 1)
+      return false;
+  return true;
+}
+
 bool kc_infer_matmul(kc_infer_ctx *c, kg_node *n) {
   const kg_type *a = kc_in_type(c, n, 0), *b = kc_in_type(c, n, 1);
   char sa[96], sb[96];
@@ -55,6 +63,12 @@ bool kc_infer_matmul(kc_infer_ctx *c, kg_node *n) {
                          "matmul inner dimensions differ: a %s%s has %lld columns, b %s%s has %lld rows",
                          sa, g.ta ? " (transposed)" : "", (long long)g.K, sb,
                          g.tb ? " (transposed)" : "", (long long)g.Kb);
+  if (!batches_broadcast(&g.abatch, &g.bbatch)) { /* say which dims, with the whole shapes */
+    char ba[96], bb[96];
+    return kc_node_error(c, n, "matmul batch dims %s of a %s and %s of b %s do not broadcast",
+                         kc_shape_str(&g.abatch, ba, sizeof ba), sa,
+                         kc_shape_str(&g.bbatch, bb, sizeof bb), sb);
+  }
   kg_shape s;
   if (!kc_broadcast(c, n, &g.abatch, &g.bbatch, &s))
     return false;

@@ -248,11 +248,17 @@ Test(embed, c_program) {
   tu_result r = tu_run(build, 120);
   cr_assert_eq(r.status, 0, "kiln build -c failed:\n%s", r.err);
   tu_free(&r);
-  char *cc[] = {"cc", "-std=c17", "-Wall", "-Wextra", "-Werror", inc, "-Iruntime", "examples/embed/main.c", obj,
-                rt, "-lopenblas", "-lpthread", "-lm", "-o", exe, NULL};
+  char *cc[40] = {"cc", "-std=c17", "-Wall", "-Wextra", "-Werror", inc, "-Iruntime", "examples/embed/main.c", obj,
+                  rt, "-lopenblas", "-lpthread", "-lm", "-o", exe};
+  int ncc = 15;
+  /* the sanitizer builds link the sanitizer runtimes too */
+  char *extra = getenv("KILN_LDFLAGS") ? strdup(getenv("KILN_LDFLAGS")) : NULL;
+  for (char *w = extra ? strtok(extra, " ") : NULL; w && ncc < 38; w = strtok(NULL, " ")) cc[ncc++] = w;
+  cc[ncc] = NULL;
   r = tu_run(cc, 120);
   cr_assert_eq(r.status, 0, "compiling the embedding program failed:\n%s", r.err);
   tu_free(&r);
+  free(extra);
   char *run[] = {exe, NULL};
   r = tu_run(run, 60);
   char *expected = tu_read_file("examples/embed/expected.txt", NULL);

@@ -29,6 +29,7 @@ LLVMValueRef kl_ref_ptr(kl_ctx *L, kg_ref r) {
   case KC_PLACE_ARENA: return byte_gep(L, L->arena, s->offset);
   case KC_PLACE_VAR: return byte_gep(L, L->vars, s->offset);
   case KC_PLACE_FEED: return byte_gep(L, L->in_struct, s->offset);
+  case KC_PLACE_OUT: return byte_gep(L, L->out_struct, s->offset);
   default: return LLVMConstNull(L->t_ptr);
   }
 }

@@ -72,7 +72,7 @@ static bool lower_entry(kl_ctx *L, int ei, LLVMValueRef fn) {
     if (!kc_ops[n->op].lower(L, v)) return false;
   }
   for (int i = 0; i < e->n_fetches; i++) {
-    if (ep->out_offset[i] < 0) continue;
+    if (ep->out_offset[i] < 0 || ep->fetch_direct[i]) continue;
     LLVMValueRef idx = kl_i64(L, ep->out_offset[i]);
     LLVMValueRef dst = LLVMBuildGEP2(L->B, L->t_i8, L->out_struct, &idx, 1, "");
     kl_memcpy(L, dst, kl_ref_ptr(L, e->fetches[i]), kg_type_bytes(kg_ref_type(L->m, e->fetches[i])));

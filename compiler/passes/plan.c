@@ -260,6 +260,19 @@ static bool plan_entry(kg_module *m, kc_plan *p, const kg_entry *e, kc_entry_pla
   }
   for (int i = 0; i < e->n_fetches; i++)
     if (kg_ref_type(m, e->fetches[i])) last[root[p->out_base[e->fetches[i].node] + e->fetches[i].index]] = ep->n_sched;
+  /* the first fetch of each computed root slot lives in the out struct */
+  int *direct = malloc(sizeof(int) * ((size_t)p->n_slots + 1));
+  ep->fetch_direct = kc_alloc(m->arena, sizeof(bool) * ((size_t)e->n_fetches + 1));
+  for (int s = 0; direct && s < p->n_slots; s++) direct[s] = -1;
+  for (int i = 0; direct && i < e->n_fetches; i++) {
+    kg_ref r = e->fetches[i];
+    if (!kg_ref_type(m, r) || kc_plan_var_root(m, r) >= 0) continue;
+    int op = m->nodes[r.node].op;
+    int s = p->out_base[r.node] + r.index;
+    if (op == KC_OP_CONST || op == KC_OP_PLACEHOLDER || root[s] != s || direct[s] >= 0) continue;
+    direct[s] = i;
+    ep->fetch_direct[i] = true;
+  }
 
   for (int i = 0; i < ep->n_sched; i++) {
     int v = ep->sched[i];
@@ -271,6 +284,7 @@ static bool plan_entry(kg_module *m, kc_plan *p, const kg_entry *e, kc_entry_pla
       else if (n->op == KC_OP_CONST) ep->slots[s] = (kc_slot){KC_PLACE_NONE, 0};
       else if (n->op == KC_OP_PLACEHOLDER) continue; /* fed: set above */
       else if (root[s] != s) ep->slots[s] = ep->slots[root[s]];
+      else if (direct && direct[s] >= 0) ep->slots[s] = (kc_slot){KC_PLACE_OUT, ep->out_offset[direct[s]]};
       else {
         int64_t bytes = kg_type_bytes(&n->out[k]);
         ep->slots[s] = (kc_slot){KC_PLACE_ARENA, fl_alloc(&fl, bytes)};
@@ -292,6 +306,7 @@ static bool plan_entry(kg_module *m, kc_plan *p, const kg_entry *e, kc_entry_pla
     }
   }
   ep->arena_size = fl.top;
+  free(direct);
   free(fl.b);
   free(root);
   free(last);
@@ -337,7 +352,7 @@ kc_plan *kc_plan_module(kg_module *m, kc_diag *d) {
 }
 
 void kc_plan_print(const kg_module *m, const kc_plan *p, FILE *f) {
-  static const char *place[] = {"-", "arena", "var", "feed"};
+  static const char *place[] = {"-", "arena", "var", "feed", "out"};
   fprintf(f, "# plan: vars %lld bytes, arena %lld bytes, %d queues, %d random streams\n",
           (long long)p->vars_size, (long long)p->arena_size, p->n_queues, p->n_random);
   for (int e = 0; e < p->n_entries; e++) {

@@ -7,14 +7,17 @@
  * block (variables, and ops that yield a variable's new value), the entry's
  * input struct (fed placeholders), or the scratch arena, where offsets are
  * reused once a buffer's last reader has run (liveness-based, first fit, as
- * ggml-alloc does).  Aliasing ops (reshape, expand_dims, squeeze) share their
+ * ggml-alloc does); a fetched result is computed directly into the output
+ * struct when nothing else claims it.  Aliasing ops (reshape, expand_dims, squeeze) share their
  * operand's place.  Nothing is allocated at run time. */
 #ifndef KILN_PLAN_H
 #define KILN_PLAN_H
 
 #include "ir/ir.h"
 
-typedef enum kc_place { KC_PLACE_NONE, KC_PLACE_ARENA, KC_PLACE_VAR, KC_PLACE_FEED } kc_place;
+/* OUT: a fetched result computed straight into the entry's output struct,
+ * so no copy is needed at the end of the run. */
+typedef enum kc_place { KC_PLACE_NONE, KC_PLACE_ARENA, KC_PLACE_VAR, KC_PLACE_FEED, KC_PLACE_OUT } kc_place;
 
 typedef struct kc_slot {
   kc_place place;
@@ -26,6 +29,7 @@ typedef struct kc_entry_plan {
   int *sched;        /* node indices in execution order */
   kc_slot *slots;    /* per output slot (see kc_plan.out_base) */
   int64_t *in_offset, *out_offset; /* per feed / fetch: offset in the in/out struct */
+  bool *fetch_direct;  /* per fetch: computed in place in the out struct (no copy) */
   int64_t in_size, out_size;
   int64_t arena_size;
 } kc_entry_plan;

@@ -1,6 +1,6 @@
 /* pipeline.c — the compiler as one visible sequence (see pipeline.h).
  *
- *   parse -> verify -> [passes: dce] -> plan -> lower -> opt -> emit -> link
+ *   parse -> verify -> [passes: dce, fuse] -> plan -> lower -> opt -> emit -> link
  *
  * The pass list is the table `passes` below: adding a pass means adding a
  * line.  `--print-after=NAME` prints the graph after that pass ("all":
@@ -24,9 +24,10 @@ static const struct {
   bool (*run)(kg_module *m, kc_diag *d);
 } passes[] = {
     {"dce", kc_pass_dce},
+    {"fuse", kc_pass_fuse},
 };
 
-static const char *const pass_names[] = {"parse", "verify", "dce", "plan", NULL};
+static const char *const pass_names[] = {"parse", "verify", "dce", "fuse", "plan", NULL};
 
 const char *const *kc_pass_names(void) { return pass_names; }
 

@@ -58,7 +58,9 @@ static int var_index(const char *vars, const char *name, size_t len) {
 static kc_expr *parse(eparser *e) {
   skip(e);
   kc_expr *x = kc_alloc(e->a, sizeof *x);
-  if (isdigit((unsigned char)*e->p) || *e->p == '-' || *e->p == '.') {
+  x->to = x->hint = -1;
+  if (isdigit((unsigned char)*e->p) || *e->p == '-' || *e->p == '.' || !strncmp(e->p, "inf", 3) ||
+      !strncmp(e->p, "nan", 3)) {
     char *end;
     x->kind = KC_EXPR_NUM;
     x->num = strtod(e->p, &end);
@@ -67,7 +69,7 @@ static kc_expr *parse(eparser *e) {
     return x;
   }
   const char *s = e->p;
-  while (isalnum((unsigned char)*e->p) || *e->p == '_') e->p++;
+  while (isalnum((unsigned char)*e->p) || *e->p == '_' || *e->p == '.') e->p++;
   size_t len = (size_t)(e->p - s);
   if (!len) goto bad;
   skip(e);
@@ -83,6 +85,29 @@ static kc_expr *parse(eparser *e) {
   e->p++;
   x->kind = KC_EXPR_CALL;
   x->prim = kc_strndup(e->a, s, len);
+  /* a dtype suffix: cast.f32(...), as.i64(...) */
+  char *dot = strchr(x->prim, '.');
+  if (dot) {
+    kiln_dtype dt;
+    if (!kg_dtype_parse(dot + 1, strlen(dot + 1), &dt)) {
+      snprintf(e->err, e->errlen, "unknown dtype in '%s'", x->prim);
+      return NULL;
+    }
+    *dot = 0;
+    if (!strcmp(x->prim, "as")) {
+      kc_expr *inner = parse(e);
+      if (!inner) return NULL;
+      skip(e);
+      if (*e->p++ != ')') goto bad;
+      inner->hint = dt;
+      return inner;
+    }
+    if (strcmp(x->prim, "cast")) {
+      snprintf(e->err, e->errlen, "only cast and as take a dtype suffix");
+      return NULL;
+    }
+    x->to = dt;
+  }
   int arity = kc_prim_arity(x->prim);
   if (arity < 0) {
     snprintf(e->err, e->errlen, "unknown primitive '%s'", x->prim);
@@ -129,4 +154,85 @@ const kc_expr *kc_op_expr(int op) {
     done[op] = true;
   }
   return cache[op];
+}
+
+/* ---- printing and copying ---- */
+
+typedef struct sbuf {
+  kc_arena *a;
+  char *p;
+  size_t len, cap;
+} sbuf;
+
+static void put(sbuf *b, const char *s) {
+  size_t n = strlen(s);
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = (b->len + n + 1) * 2;
+    char *np = kc_alloc(b->a, cap);
+    if (b->len) memcpy(np, b->p, b->len);
+    b->p = np;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n + 1);
+  b->len += n;
+}
+
+static void print_rec(sbuf *b, const kc_expr *e) {
+  char s[96];
+  if (e->hint >= 0) {
+    snprintf(s, sizeof s, "as.%s(", kg_dtype_name((kiln_dtype)e->hint));
+    put(b, s);
+  }
+  if (e->kind == KC_EXPR_VAR) {
+    snprintf(s, sizeof s, "x%d", e->var);
+    put(b, s);
+  } else if (e->kind == KC_EXPR_NUM) {
+    snprintf(s, sizeof s, "%.17g", e->num);
+    put(b, s);
+  } else {
+    if (e->to >= 0) snprintf(s, sizeof s, "%s.%s(", e->prim, kg_dtype_name((kiln_dtype)e->to));
+    else snprintf(s, sizeof s, "%s(", e->prim);
+    put(b, s);
+    for (int i = 0; i < e->n_args; i++) {
+      if (i) put(b, ", ");
+      print_rec(b, e->args[i]);
+    }
+    put(b, ")");
+  }
+  if (e->hint >= 0) put(b, ")");
+}
+
+const char *kc_expr_print(kc_arena *a, const kc_expr *e) {
+  sbuf b = {a, NULL, 0, 0};
+  put(&b, "");
+  print_rec(&b, e);
+  return b.p;
+}
+
+const char *kc_expr_var_names(kc_arena *a, int n) {
+  char *s = kc_alloc(a, (size_t)n * 8 + 1);
+  size_t k = 0;
+  for (int i = 0; i < n; i++) k += (size_t)sprintf(s + k, "%sx%d", i ? "," : "", i);
+  return s;
+}
+
+kc_expr *kc_expr_copy(kc_arena *a, const kc_expr *e) {
+  kc_expr *c = kc_alloc(a, sizeof *c);
+  *c = *e;
+  for (int i = 0; i < e->n_args; i++) c->args[i] = kc_expr_copy(a, e->args[i]);
+  return c;
+}
+
+const kc_expr *kc_node_expr(kc_arena *a, const kg_node *n, char *err, size_t errlen) {
+  if (n->op != KC_OP_FUSED) {
+    const kc_expr *e = kc_op_expr(n->op);
+    if (!e) snprintf(err, errlen, "op '%s' has no expression", kc_ops[n->op].name);
+    return e;
+  }
+  const kg_attr *at = kg_node_attr(n, "expr");
+  if (!at || at->kind != KG_ATTR_STRING) {
+    snprintf(err, errlen, "a fused node needs an expr attribute");
+    return NULL;
+  }
+  return kc_expr_parse(a, at->s, kc_expr_var_names(a, n->n_in), err, errlen);
 }

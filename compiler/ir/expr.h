@@ -8,7 +8,10 @@
  *   and or xor                               (bool)
  *   select(c, a, b)                          (c ? a : b)
  *   cast(x)                                  (to the node's result dtype)
- * Numbers are constants of the dtype of their context.  Each backend maps
+ * Numbers are constants of the dtype of their context.  A primitive may
+ * carry a dtype suffix: `cast.f32(x)` converts to f32, and `as.i32(e)`
+ * evaluates e in i32 (fusion writes these so that an expression merged into
+ * another keeps its own dtypes).  Each backend maps
  * the primitives (LLVM: kl_prim); fusion substitutes one expression into
  * another before any loop is emitted. */
 #ifndef KILN_EXPR_H
@@ -26,11 +29,23 @@ typedef struct kc_expr {
   struct kc_expr *args[3];
   int var;          /* VAR: operand index */
   double num;       /* NUM */
+  int to;           /* cast: target dtype, or -1 for the node's result dtype */
+  int hint;         /* dtype this subexpression computes in, or -1: inferred */
 } kc_expr;
 
 /* Parses `text` whose variables are the comma-separated names in `vars`.
  * Returns NULL (with a message in err) on a malformed expression. */
 kc_expr *kc_expr_parse(kc_arena *a, const char *text, const char *vars, char *err, size_t errlen);
+/* Writes e as text (operands named x0, x1, ...) into a NUL-terminated
+ * arena string; kc_expr_parse(..., kc_expr_var_names(n)) reads it back. */
+const char *kc_expr_print(kc_arena *a, const kc_expr *e);
+/* "x0, x1, ..., x{n-1}" in the arena. */
+const char *kc_expr_var_names(kc_arena *a, int n);
+/* A deep copy of e in arena a. */
+kc_expr *kc_expr_copy(kc_arena *a, const kc_expr *e);
+/* The expression of an elementwise node: the op's, or a fused node's `expr`
+ * attribute.  NULL (with err) if it does not parse. */
+const kc_expr *kc_node_expr(kc_arena *a, const kg_node *n, char *err, size_t errlen);
 /* The parsed expression of an elementwise op (cached; NULL if none). */
 const kc_expr *kc_op_expr(int op);
 /* Number of operands a primitive takes, or -1 if unknown. */

@@ -25,9 +25,11 @@ typedef struct map_ctx {
 } map_ctx;
 
 static kiln_dtype first_var_dtype(const map_ctx *c, const kc_expr *e, kiln_dtype dflt) {
+  if (e->hint >= 0) return (kiln_dtype)e->hint;
   if (e->kind == KC_EXPR_VAR) return c->ops[e->var].dt;
   if (e->kind == KC_EXPR_NUM) return dflt;
-  if (!strcmp(e->prim, "cast") || kc_prim_is_compare(e->prim)) return dflt;
+  if (!strcmp(e->prim, "cast")) return e->to >= 0 ? (kiln_dtype)e->to : dflt;
+  if (kc_prim_is_compare(e->prim)) return KILN_BOOL;
   int from = !strcmp(e->prim, "select") ? 1 : 0;
   for (int i = from; i < e->n_args; i++) {
     kiln_dtype d = first_var_dtype(c, e->args[i], (kiln_dtype)-1);
@@ -39,6 +41,7 @@ static kiln_dtype first_var_dtype(const map_ctx *c, const kc_expr *e, kiln_dtype
 /* Evaluates e; constants take the dtype `hint` of their context. */
 static LLVMValueRef eval(map_ctx *c, const kc_expr *e, kiln_dtype hint, kiln_dtype *dt_out) {
   kl_ctx *L = c->L;
+  if (e->hint >= 0) hint = (kiln_dtype)e->hint;
   if (e->kind == KC_EXPR_VAR) {
     operand *o = &c->ops[e->var];
     *dt_out = o->dt;
@@ -63,7 +66,7 @@ static LLVMValueRef eval(map_ctx *c, const kc_expr *e, kiln_dtype hint, kiln_dty
   for (int i = 0; i < e->n_args; i++)
     args[i] = eval(c, e->args[i], sel && i == 0 ? KILN_BOOL : arg_hint, &dts[i]);
   kiln_dtype dt = sel ? dts[1] : dts[0];
-  kiln_dtype out = cmp ? KILN_BOOL : cast ? c->out_dt : dt;
+  kiln_dtype out = cmp ? KILN_BOOL : cast ? (e->to >= 0 ? (kiln_dtype)e->to : c->out_dt) : dt;
   *dt_out = out;
   return kl_prim(L, e->prim, dt, out, args, e->n_args);
 }

@@ -55,7 +55,9 @@ static bool emit_kernel(kl_ctx *L, int v, const char *sym) {
   for (int k = 0; k < np; k++) args[k] = LLVMGetParam(fn, (unsigned)k);
   L->kernel_args = args;
   L->kernel_index = i;
-  bool ok = kl_emit_map(L, v, kc_op_expr(n->op));
+  char err[160];
+  const kc_expr *e = kc_node_expr(L->m->arena, n, err, sizeof err);
+  bool ok = e ? kl_emit_map(L, v, e) : kc_error(L->diag, n->loc, "%s", err);
   L->kernel_args = NULL;
   L->kernel_index = NULL;
   LLVMBuildBr(L->B, done);

@@ -87,11 +87,43 @@ static bool insert_axis(kc_infer_ctx *c, const kg_node *n, int64_t axis, int ran
  * load/store pair would truncate to i1 and widen again for nothing. */
 static kiln_dtype move_dt(kiln_dtype dt) { return dt == KILN_BOOL ? KILN_U8 : dt; }
 
+static bool is_zero(LLVMValueRef v) {
+  return LLVMIsAConstantInt(v) && LLVMConstIntGetSExtValue(v) == 0;
+}
+
 /* a*k + b on i64 indices (k a compile-time constant; b may be NULL for 0).
- * nsw: indices are in-bounds element offsets, which lets LLVM vectorize. */
+ * nsw: indices are in-bounds element offsets, which lets LLVM vectorize.
+ * Trivial terms are left out so the unoptimized IR stays readable. */
 static LLVMValueRef madd(kl_ctx *L, LLVMValueRef a, int64_t k, LLVMValueRef b) {
-  LLVMValueRef v = k == 1 ? a : LLVMBuildNSWMul(L->B, a, kl_i64(L, k), "");
-  return b ? LLVMBuildNSWAdd(L->B, v, b, "") : v;
+  LLVMValueRef v = k == 0 || is_zero(a) ? NULL
+                   : k == 1             ? a
+                                        : LLVMBuildNSWMul(L->B, a, kl_i64(L, k), "");
+  if (!b || is_zero(b)) return v ? v : kl_i64(L, 0);
+  return v ? LLVMBuildNSWAdd(L->B, v, b, "") : b;
+}
+
+/* A counted loop over [0, n), except that a single trip is no loop at all
+ * (index constant 0): views here often have such dimensions (gather on
+ * axis 0, one_hot on the last axis), and LLVM would only fold them away. */
+typedef struct span {
+  kl_loop lp;
+  bool loop;
+  LLVMValueRef i;
+} span;
+
+static span span_begin(kl_ctx *L, int64_t n, const char *name) {
+  span s = {.loop = n != 1};
+  if (s.loop) {
+    s.lp = kl_for(L, kl_i64(L, n), name);
+    s.i = s.lp.index;
+  } else {
+    s.i = kl_i64(L, 0);
+  }
+  return s;
+}
+
+static void span_end(kl_ctx *L, span *s) {
+  if (s->loop) kl_for_end(L, &s->lp);
 }
 
 /* Loads an integer index element and widens it to i64 (signedness of its
@@ -144,10 +176,10 @@ static void copy_level(kl_ctx *L, kiln_dtype dt, LLVMValueRef dst, LLVMValueRef 
     copy_run(L, dt, dst, di, src, si, run);
     return;
   }
-  kl_loop lp = kl_for(L, kl_i64(L, p->dim[d]), "copy");
-  copy_level(L, dt, dst, src, p, d + 1, madd(L, lp.index, p->dst_stride[d], di),
-             madd(L, lp.index, p->src_stride[d], si), run);
-  kl_for_end(L, &lp);
+  span sp = span_begin(L, p->dim[d], "copy");
+  copy_level(L, dt, dst, src, p, d + 1, madd(L, sp.i, p->dst_stride[d], di),
+             madd(L, sp.i, p->src_stride[d], si), run);
+  span_end(L, &sp);
 }
 
 /* Emits a copy_plan as a loop nest.  Nested loops rather than one flat loop
@@ -242,7 +274,7 @@ bool kc_infer_expand_dims(kc_infer_ctx *c, kg_node *n) {
   if (x->shape.rank >= KILN_MAX_RANK)
     return kc_node_error(c, n, "the result would have rank %d; at most %d is supported",
                          x->shape.rank + 1, KILN_MAX_RANK);
-  int ax;
+  int ax = 0;
   if (!insert_axis(c, n, kg_attr_int(n, "axis", 0), x->shape.rank, &ax)) return false;
   kg_shape s = {.rank = x->shape.rank + 1};
   for (int i = 0, j = 0; i < s.rank; i++) s.dim[i] = i == ax ? 1 : x->shape.dim[j++];
@@ -257,7 +289,7 @@ bool kc_infer_squeeze(kc_infer_ctx *c, kg_node *n) {
   const int64_t *v;
   if (kc_attr_ints(n, "axes", &cnt, &v)) {
     for (int i = 0; i < cnt; i++) {
-      int ax;
+      int ax = 0;
       if (!kc_axis(c, n, v[i], x->shape.rank, &ax)) return false;
       if (x->shape.dim[ax] != 1) {
         char b[160];
@@ -333,7 +365,7 @@ bool kl_lower_transpose(kl_ctx *L, int node) {
 bool kc_infer_concat(kc_infer_ctx *c, kg_node *n) {
   if (n->n_in < 1) return kc_node_error(c, n, "needs at least one operand");
   const kg_type *t0 = kc_in_type(c, n, 0);
-  int ax;
+  int ax = 0;
   if (!kc_axis(c, n, kg_attr_int(n, "axis", 0), t0->shape.rank, &ax)) return false;
   kg_shape s = t0->shape;
   for (int k = 1; k < n->n_in; k++) {
@@ -603,7 +635,7 @@ bool kc_infer_gather(kc_infer_ctx *c, kg_node *n) {
   if (it->dtype != KILN_I32 && it->dtype != KILN_I64)
     return kc_node_error(c, n, "indices are %s; they must be i32 or i64",
                          kg_type_str(it, b, sizeof b));
-  int ax;
+  int ax = 0;
   if (!kc_axis(c, n, kg_attr_int(n, "axis", 0), pt->shape.rank, &ax)) return false;
   int r = pt->shape.rank - 1 + it->shape.rank;
   if (r > KILN_MAX_RANK)
@@ -642,14 +674,13 @@ bool kl_lower_gather(kl_ctx *L, int node) {
   kl_for_end(L, &chk);
 
   if (outer == 0 || inner == 0) return true;
-  kl_loop lo = kl_for(L, kl_i64(L, outer), "gather_outer");
-  kl_loop lk = kl_for(L, kl_i64(L, N), "gather");
-  k = load_index(L, it->dtype, idx, lk.index);
-  LLVMValueRef si = madd(L, madd(L, lo.index, A, k), inner, NULL);
-  LLVMValueRef di = madd(L, madd(L, lo.index, N, lk.index), inner, NULL);
+  span so = span_begin(L, outer, "gather_outer"), sk = span_begin(L, N, "gather");
+  k = load_index(L, it->dtype, idx, sk.i);
+  LLVMValueRef si = madd(L, madd(L, so.i, A, k), inner, NULL);
+  LLVMValueRef di = madd(L, madd(L, so.i, N, sk.i), inner, NULL);
   copy_run(L, pt->dtype, out, di, params, si, inner);
-  kl_for_end(L, &lk);
-  kl_for_end(L, &lo);
+  span_end(L, &sk);
+  span_end(L, &so);
   return true;
 }
 
@@ -773,7 +804,7 @@ bool kc_infer_one_hot(kc_infer_ctx *c, kg_node *n) {
   if (it->shape.rank >= KILN_MAX_RANK)
     return kc_node_error(c, n, "the result would have rank %d; at most %d is supported",
                          it->shape.rank + 1, KILN_MAX_RANK);
-  int ax;
+  int ax = 0;
   if (!insert_axis(c, n, kg_attr_int(n, "axis", -1), it->shape.rank, &ax)) return false;
   kg_shape s = {.rank = it->shape.rank + 1};
   for (int i = 0, j = 0; i < s.rank; i++) s.dim[i] = i == ax ? depth : it->shape.dim[j++];
@@ -796,15 +827,14 @@ bool kl_lower_one_hot(kl_ctx *L, int node) {
   LLVMValueRef on = const_of(L, y->dtype, kg_attr_float(n, "on_value", 1));
   LLVMValueRef off = const_of(L, y->dtype, kg_attr_float(n, "off_value", 0));
   LLVMValueRef idx = kl_in(L, node, 0), out = kl_out(L, node, 0);
-  kl_loop lb = kl_for(L, kl_i64(L, B), "onehot_outer");
-  kl_loop ld = kl_for(L, kl_i64(L, D), "onehot_depth");
-  kl_loop lc = kl_for(L, kl_i64(L, C), "onehot_inner");
-  LLVMValueRef k = load_index(L, it->dtype, idx, madd(L, lb.index, C, lc.index));
-  LLVMValueRef hit = LLVMBuildICmp(L->B, LLVMIntEQ, k, ld.index, "");
-  LLVMValueRef oi = madd(L, madd(L, lb.index, D, ld.index), C, lc.index);
+  span sb = span_begin(L, B, "onehot_outer"), sd = span_begin(L, D, "onehot_depth");
+  span sc = span_begin(L, C, "onehot_inner");
+  LLVMValueRef k = load_index(L, it->dtype, idx, madd(L, sb.i, C, sc.i));
+  LLVMValueRef hit = LLVMBuildICmp(L->B, LLVMIntEQ, k, sd.i, "");
+  LLVMValueRef oi = madd(L, madd(L, sb.i, D, sd.i), C, sc.i);
   kl_store(L, y->dtype, out, oi, LLVMBuildSelect(L->B, hit, on, off, ""));
-  kl_for_end(L, &lc);
-  kl_for_end(L, &ld);
-  kl_for_end(L, &lb);
+  span_end(L, &sc);
+  span_end(L, &sd);
+  span_end(L, &sb);
   return true;
 }

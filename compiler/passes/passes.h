@@ -8,4 +8,7 @@
 /* Removes nodes unreachable from entries and the program. */
 bool kc_pass_dce(kg_module *m, kc_diag *d);
 
+/* Merges single-use elementwise producers into their elementwise readers. */
+bool kc_pass_fuse(kg_module *m, kc_diag *d);
+
 #endif

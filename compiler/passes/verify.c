@@ -193,7 +193,7 @@ static bool check_dtypes(kc_diag *d, kg_module *m, kg_node *n) {
                     !strcmp(op->dtypes, "num") ? "numbers, not bool" :
                     !strcmp(op->dtypes, "float") ? "f32 or f64" :
                     !strcmp(op->dtypes, "int") ? "integers" : op->dtypes);
-  if (op->flags & KC_OP_ELEMENTWISE) {
+  if ((op->flags & KC_OP_ELEMENTWISE) && n->op != KC_OP_FUSED) {
     for (int i = first; i < n->n_in; i++) {
       kiln_dtype o = kg_ref_type(m, n->in[i])->dtype;
       if (o != dt)

@@ -99,6 +99,27 @@ ParameterizedTest(path_param *p, roundtrip, examples) {
   free(twice);
 }
 
+/* the optimized graph (fused nodes, plan comments) parses back too */
+ParameterizedTestParameters(roundtrip, optimized) { return files_param("examples", ".kg"); }
+
+ParameterizedTest(path_param *p, roundtrip, optimized) {
+  char *dir = tu_tmpdir();
+  char out[512];
+  snprintf(out, sizeof out, "%s/opt.kg", dir);
+  char *emit[] = {(char *)tu_kiln(), "emit", "--emit=opt-graph", p->path, "-o", out, NULL};
+  tu_result r = tu_run(emit, 60);
+  cr_assert_eq(r.status, 0, "%s: %s", p->path, r.err);
+  tu_free(&r);
+  size_t len;
+  char *src = tu_read_file(out, &len);
+  char *once = print_to_string(out, src, len);
+  char *twice = print_to_string("<printed>", once, strlen(once));
+  cr_assert_str_eq(once, twice);
+  free(src), free(once), free(twice);
+  tu_rmtree(dir);
+  free(dir);
+}
+
 /* ---- errors: each tests/errors/X.kg starts with `# expect: TEXT` ---- */
 
 ParameterizedTestParameters(errors, reported) { return files_param("tests/errors", ".kg"); }

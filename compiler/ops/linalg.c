@@ -53,16 +53,17 @@ bool kc_infer_matmul(kc_infer_ctx *c, kg_node *n) {
   kg_type_str(a, sa, sizeof sa);
   kg_type_str(b, sb, sizeof sb);
   if (a->shape.rank < 2 || b->shape.rank < 2)
-    return kc_node_error(c, n, "matmul needs rank >= 2; use expand_dims (a is %s, b is %s)", sa, sb);
+    return kc_node_error(c, n, "matmul needs rank >= 2; use expand_dims (a is %s, b is %s)",
+                         sa, sb);
   if (a->dtype != b->dtype)
     return kc_node_error(c, n, "matmul operands differ in dtype: a is %s, b is %s", sa, sb);
   mm_geom g;
   mm_geom_of(n, &a->shape, &b->shape, &g);
   if (g.K != g.Kb)
-    return kc_node_error(c, n,
-                         "matmul inner dimensions differ: a %s%s has %lld columns, b %s%s has %lld rows",
-                         sa, g.ta ? " (transposed)" : "", (long long)g.K, sb,
-                         g.tb ? " (transposed)" : "", (long long)g.Kb);
+    return kc_node_error(c, n, "matmul inner dimensions differ: "
+                         "a %s%s has %lld columns, b %s%s has %lld rows",
+                         sa, g.ta ? " (transposed)" : "", (long long)g.K,
+                         sb, g.tb ? " (transposed)" : "", (long long)g.Kb);
   if (!batches_broadcast(&g.abatch, &g.bbatch)) { /* say which dims, with the whole shapes */
     char ba[96], bb[96];
     return kc_node_error(c, n, "matmul batch dims %s of a %s and %s of b %s do not broadcast",
@@ -82,8 +83,8 @@ bool kc_infer_matmul(kc_infer_ctx *c, kg_node *n) {
  * operand's batch dims align right against the output's and broadcast
  * where they are 1.  Computed here in C; emitted as arithmetic when there is
  * no broadcasting, else as a lookup in a constant table. */
-static LLVMValueRef batch_offset(kl_ctx *L, LLVMValueRef bi, const kg_shape *opb, const kg_shape *ob,
-                                 int64_t mat, const char *name) {
+static LLVMValueRef batch_offset(kl_ctx *L, LLVMValueRef bi, const kg_shape *opb,
+                                 const kg_shape *ob, int64_t mat, const char *name) {
   int64_t nb = kg_shape_numel(ob), nop = kg_shape_numel(opb);
   if (nop == 1)
     return kl_i64(L, 0);
@@ -124,6 +125,11 @@ static void gemm_blas(kl_ctx *L, kiln_dtype dt, const mm_geom *g, LLVMValueRef A
   kl_call(L, f32 ? "cblas_sgemm" : "cblas_dgemm", L->t_void, args, 14);
 }
 
+/* Element index r * ld + c of a row-major matrix. */
+static LLVMValueRef at2(kl_ctx *L, LLVMValueRef r, LLVMValueRef c, int64_t ld) {
+  return LLVMBuildNSWAdd(L->B, LLVMBuildNSWMul(L->B, r, kl_i64(L, ld), ""), c, "");
+}
+
 /* C += op(A) * op(B) for one batch element, C already zeroed: i-k-j order so
  * the inner loop walks rows of C (and of B unless transposed) contiguously
  * and vectorizes. */
@@ -132,16 +138,12 @@ static void gemm_loops(kl_ctx *L, kiln_dtype dt, const mm_geom *g, LLVMValueRef 
   kl_loop li = kl_for(L, kl_i64(L, g->M), "mmi");
   kl_loop lk = kl_for(L, kl_i64(L, g->K), "mmk");
   LLVMValueRef i = li.index, k = lk.index;
-  LLVMValueRef ai = g->ta ? LLVMBuildNSWAdd(L->B, LLVMBuildNSWMul(L->B, k, kl_i64(L, g->M), ""), i, "")
-                          : LLVMBuildNSWAdd(L->B, LLVMBuildNSWMul(L->B, i, kl_i64(L, g->K), ""), k, "");
-  LLVMValueRef aik = kl_load(L, dt, A, ai);
-  LLVMValueRef crow = LLVMBuildNSWMul(L->B, i, kl_i64(L, g->N), "");
+  LLVMValueRef aik = kl_load(L, dt, A, g->ta ? at2(L, k, i, g->M) : at2(L, i, k, g->K));
   kl_loop lj = kl_for(L, kl_i64(L, g->N), "mmj");
   LLVMValueRef j = lj.index;
-  LLVMValueRef bi = g->tb ? LLVMBuildNSWAdd(L->B, LLVMBuildNSWMul(L->B, j, kl_i64(L, g->K), ""), k, "")
-                          : LLVMBuildNSWAdd(L->B, LLVMBuildNSWMul(L->B, k, kl_i64(L, g->N), ""), j, "");
-  LLVMValueRef ci = LLVMBuildNSWAdd(L->B, crow, j, "");
-  LLVMValueRef prod_args[2] = {aik, kl_load(L, dt, B, bi)};
+  LLVMValueRef bkj = kl_load(L, dt, B, g->tb ? at2(L, j, k, g->K) : at2(L, k, j, g->N));
+  LLVMValueRef ci = at2(L, i, j, g->N);
+  LLVMValueRef prod_args[2] = {aik, bkj};
   LLVMValueRef add_args[2] = {kl_load(L, dt, C, ci), kl_prim(L, "mul", dt, dt, prod_args, 2)};
   kl_store(L, dt, C, ci, kl_prim(L, "add", dt, dt, add_args, 2));
   kl_for_end(L, &lj);
@@ -151,7 +153,8 @@ static void gemm_loops(kl_ctx *L, kiln_dtype dt, const mm_geom *g, LLVMValueRef 
 
 bool kl_lower_matmul(kl_ctx *L, int node) {
   const kg_node *n = &L->m->nodes[node];
-  const kg_type *at = kl_in_type(L, node, 0), *bt = kl_in_type(L, node, 1), *ct = kl_out_type(L, node, 0);
+  const kg_type *at = kl_in_type(L, node, 0), *bt = kl_in_type(L, node, 1);
+  const kg_type *ct = kl_out_type(L, node, 0);
   kiln_dtype dt = ct->dtype;
   mm_geom g;
   mm_geom_of(n, &at->shape, &bt->shape, &g);

@@ -97,7 +97,8 @@ static LLVMValueRef new_slot(kl_ctx *L, kiln_dtype dt, LLVMValueRef init, const 
 }
 
 /* Views a shape as [outer, extent of axis, inner]. */
-static void split_at_axis(const kg_shape *s, int axis, int64_t *outer, int64_t *mid, int64_t *inner) {
+static void split_at_axis(const kg_shape *s, int axis, int64_t *outer, int64_t *mid,
+                          int64_t *inner) {
   *outer = *inner = 1;
   for (int d = 0; d < axis; d++)
     *outer *= s->dim[d];
@@ -219,7 +220,8 @@ static LLVMValueRef rop_finish(kl_ctx *L, const rop *r, LLVMValueRef acc) {
     return kl_const_i(L, r->dt, 0); /* an empty integer mean has no value; 0, not a trap */
   /* kl_prim's integer "div" floors (TF's floordiv); mean truncates instead. */
   LLVMValueRef n = kl_const_i(L, r->dt, r->count);
-  return kg_dtype_is_signed(r->dt) ? LLVMBuildSDiv(L->B, acc, n, "") : LLVMBuildUDiv(L->B, acc, n, "");
+  return kg_dtype_is_signed(r->dt) ? LLVMBuildSDiv(L->B, acc, n, "")
+                                   : LLVMBuildUDiv(L->B, acc, n, "");
 }
 
 /* out[i] = f(out[i]) for every output element, f = identity-store or finish. */
@@ -401,7 +403,8 @@ static void softmax_row(kl_ctx *L, kiln_dtype dt, bool log_sm, LLVMValueRef x, L
   kl_loop l3 = kl_for(L, kl_i64(L, len), "smnorm");
   LLVMValueRef i3 = mul_add(L, base, l3.index, stride);
   LLVMValueRef o = kl_load(L, dt, out, i3);
-  kl_store(L, dt, out, i3, log_sm ? prim2(L, "sub", dt, o, ls, false) : prim2(L, "div", dt, o, s, false));
+  kl_store(L, dt, out, i3,
+           log_sm ? prim2(L, "sub", dt, o, ls, false) : prim2(L, "div", dt, o, s, false));
   kl_for_end(L, &l3);
 }
 

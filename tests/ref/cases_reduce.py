@@ -103,7 +103,8 @@ def _reduce_cases():
     for op in ["sum", "mean", "max", "min", "prod"]:
         for dt in DTYPES:
             for k, (shape, axes, keep) in enumerate(AXES):
-                body = "x = placeholder() : %s\ny = %s(x)%s" % (_kgtype(dt, shape), op, _attrs(axes, keep))
+                body = "x = placeholder() : %s\ny = %s(x)%s" % (
+                    _kgtype(dt, shape), op, _attrs(axes, keep))
                 tol = 1e-4 if dt == "f32" else 1e-9
                 out.append(case("%s_%s_%d" % (op, dt, k), body,
                                 feeds={"x": _feed(op, dt, shape)}, fetch="y",

@@ -95,11 +95,10 @@ static bool is_zero(LLVMValueRef v) {
  * nsw: indices are in-bounds element offsets, which lets LLVM vectorize.
  * Trivial terms are left out so the unoptimized IR stays readable. */
 static LLVMValueRef madd(kl_ctx *L, LLVMValueRef a, int64_t k, LLVMValueRef b) {
-  LLVMValueRef v = k == 0 || is_zero(a) ? NULL
-                   : k == 1             ? a
-                                        : LLVMBuildNSWMul(L->B, a, kl_i64(L, k), "");
-  if (!b || is_zero(b)) return v ? v : kl_i64(L, 0);
-  return v ? LLVMBuildNSWAdd(L->B, v, b, "") : b;
+  LLVMValueRef v = NULL; /* a*k; NULL when it is 0 */
+  if (k != 0 && !is_zero(a)) v = k == 1 ? a : LLVMBuildNSWMul(L->B, a, kl_i64(L, k), "");
+  if (b && !is_zero(b)) v = v ? LLVMBuildNSWAdd(L->B, v, b, "") : b;
+  return v ? v : kl_i64(L, 0);
 }
 
 /* A counted loop over [0, n), except that a single trip is no loop at all
@@ -214,11 +213,21 @@ static void emit_copy(kl_ctx *L, kiln_dtype dt, LLVMValueRef dst, LLVMValueRef s
   copy_level(L, dt, dst, src, &q, 0, kl_i64(L, q.dst_off), kl_i64(L, q.src_off), run);
 }
 
-/* A plan reading a view of the operand into the whole (contiguous) output. */
+/* A plan filling the whole (contiguous) output; the caller sets the source
+ * view (transpose, slices, broadcast_to). */
 static copy_plan plan_into(const kg_shape *out) {
   copy_plan p = {.rank = out->rank};
   memcpy(p.dim, out->dim, sizeof p.dim);
   row_strides(out, p.dst_stride);
+  return p;
+}
+
+/* A plan reading the whole (contiguous) operand; the caller sets the
+ * destination view (concat, pad). */
+static copy_plan plan_from(const kg_shape *in) {
+  copy_plan p = {.rank = in->rank};
+  memcpy(p.dim, in->dim, sizeof p.dim);
+  row_strides(in, p.src_stride);
   return p;
 }
 
@@ -334,10 +343,9 @@ bool kc_infer_transpose(kc_infer_ctx *c, kg_node *n) {
                            b1, r);
     bool seen[KILN_MAX_RANK] = {0};
     for (int d = 0; d < r; d++) {
-      int64_t a = v[d] < 0 ? v[d] + r : v[d];
-      if (a < 0 || a >= r || seen[a])
+      if (v[d] < -r || v[d] >= r || seen[v[d] < 0 ? v[d] + r : v[d]])
         return kc_node_error(c, n, "perm %s is not a permutation of 0..%d", b2, r - 1);
-      seen[a] = true;
+      seen[v[d] < 0 ? v[d] + r : v[d]] = true;
     }
   }
   int perm[KILN_MAX_RANK];
@@ -403,8 +411,7 @@ bool kl_lower_concat(kl_ctx *L, int node) {
   LLVMValueRef out = kl_out(L, node, 0);
   for (int k = 0; k < n->n_in; k++) {
     const kg_type *t = kl_in_type(L, node, k);
-    copy_plan p = plan_into(&t->shape); /* dst_stride = t's own: becomes src below */
-    memcpy(p.src_stride, p.dst_stride, sizeof p.src_stride);
+    copy_plan p = plan_from(&t->shape);
     memcpy(p.dst_stride, ost, sizeof ost);
     p.dst_off = at * ost[ax];
     emit_copy(L, y->dtype, out, kl_in(L, node, k), &p);
@@ -438,8 +445,8 @@ bool kc_infer_slice(kc_infer_ctx *c, kg_node *n) {
     s.dim[d] = sz[d] == -1 ? dim - b[d] : sz[d];
     if (s.dim[d] > dim - b[d])
       return kc_node_error(c, n,
-                           "begin[%d] + size[%d] = %lld is out of range for dimension %d of %s", d,
-                           d, (long long)(b[d] + s.dim[d]), d, bs);
+                           "begin[%d] = %lld with size[%d] = %lld runs past dimension %d of %s", d,
+                           (long long)b[d], d, (long long)s.dim[d], d, bs);
   }
   kc_set_out(c, n, x->dtype, &s);
   return true;
@@ -475,7 +482,7 @@ enum { SS_NEW_AXIS = -1, SS_SHRINK = -2, SS_MAX_SPEC = 32 };
  * the result clamps into [lo, hi] (out-of-range slices are empty or
  * truncated, never errors, as in NumPy). */
 static int64_t ss_clamp(int64_t x, int64_t dim, int64_t lo, int64_t hi) {
-  x = x < 0 ? x + dim : x;
+  if (x < 0) x = x < -dim ? lo : x + dim; /* (no overflow for huge negatives) */
   return x < lo ? lo : x > hi ? hi : x;
 }
 
@@ -525,6 +532,7 @@ static bool ss_compute(const kg_node *n, const kg_shape *in, ss_plan *p, char *e
 
   /* Dense spec: one entry per input dimension. */
   int64_t db[KILN_MAX_RANK] = {0}, de[KILN_MAX_RANK] = {0}, ds[KILN_MAX_RANK];
+  for (int i = 0; i < KILN_MAX_RANK; i++) ds[i] = 1;
   bool dbm[KILN_MAX_RANK] = {0}, dem[KILN_MAX_RANK] = {0}, dshrink[KILN_MAX_RANK] = {0};
   int final[SS_MAX_SPEC + KILN_MAX_RANK + 1], n_final = 0, full = 0;
   for (int i = 0; i < sparse; i++) {
@@ -532,7 +540,6 @@ static bool ss_compute(const kg_node *n, const kg_shape *in, ss_plan *p, char *e
       int next = r - (sparse - i) + 1 + new_after;
       if (next > r) next = r;
       for (; full < next; full++) {
-        ds[full] = 1;
         dbm[full] = dem[full] = true;
         final[n_final++] = full;
       }
@@ -570,13 +577,12 @@ static bool ss_compute(const kg_node *n, const kg_shape *in, ss_plan *p, char *e
                  i);
         return false;
       }
-      int64_t x = db[i] < 0 ? db[i] + dim : db[i];
-      if (x < 0 || x >= dim) {
+      if (db[i] < -dim || db[i] >= dim) {
         snprintf(err, errlen, "index %lld is out of range for dimension %d of size %lld",
                  (long long)db[i], i, (long long)dim);
         return false;
       }
-      p->start[i] = x, p->step[i] = 1, p->count[i] = 1;
+      p->start[i] = db[i] < 0 ? db[i] + dim : db[i], p->step[i] = 1, p->count[i] = 1;
       continue;
     }
     int64_t lo = s > 0 ? 0 : -1, hi = s > 0 ? dim : dim - 1;
@@ -621,7 +627,8 @@ bool kl_lower_strided_slice(kl_ctx *L, int node) {
   for (int i = 0; i < x->shape.rank; i++) p.src_off += sp.start[i] * ist[i];
   for (int d = 0; d < p.rank; d++) {
     int f = sp.from[d];
-    p.src_stride[d] = f < 0 ? 0 : sp.step[f] * ist[f];
+    /* a step only matters when it is taken (a huge one would overflow) */
+    p.src_stride[d] = f < 0 || sp.count[f] < 2 ? 0 : sp.step[f] * ist[f];
   }
   emit_copy(L, x->dtype, kl_out(L, node, 0), kl_in(L, node, 0), &p);
   return true;
@@ -736,8 +743,7 @@ bool kl_lower_pad(kl_ctx *L, int node) {
   int cnt;
   const int64_t *pads;
   kc_attr_ints(n, "paddings", &cnt, &pads);
-  copy_plan p = plan_into(&x->shape);
-  memcpy(p.src_stride, p.dst_stride, sizeof p.src_stride);
+  copy_plan p = plan_from(&x->shape);
   row_strides(&y->shape, p.dst_stride);
   for (int d = 0; d < p.rank; d++) p.dst_off += pads[2 * d] * p.dst_stride[d];
   emit_copy(L, x->dtype, out, kl_in(L, node, 0), &p);

@@ -212,6 +212,62 @@ for i, (name, shape, attrs, ref) in enumerate(SS):
     dt = DTYPES[i % len(DTYPES)]
     CASES.append(unary(name, dt, shape, "strided_slice(x) {%s}" % attrs, ref))
 
+def ss_fuzz(seed, n_cases):
+    """Random strided_slice specs (masks, negative strides and indices,
+    clamping, ellipsis, new axes), each checked against the NumPy index tuple
+    from which TF's __getitem__ builds exactly those attributes."""
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n_cases:
+        rank = int(rng.integers(0, 5))
+        shape = tuple(int(d) for d in rng.integers(0, 6, rank))
+        spec = {"begin": [], "end": [], "strides": []}
+        mask = dict.fromkeys(["begin_mask", "end_mask", "shrink_axis_mask", "new_axis_mask",
+                              "ellipsis_mask"], 0)
+        idx = []
+        for i in range(int(rng.integers(0, rank + 3))):
+            kind = rng.choice(["slice", "slice", "slice", "shrink", "new", "ellipsis"])
+            b, e = int(rng.integers(-8, 9)), int(rng.integers(-8, 9))
+            s = int(rng.choice([-3, -2, -1, 1, 2, 3]))
+            dim = sum(k is not None for k in idx)  # the input dimension, before any ellipsis
+            if kind == "ellipsis" and Ellipsis not in idx:
+                mask["ellipsis_mask"] |= 1 << i
+                idx.append(Ellipsis)
+            elif kind == "new":
+                mask["new_axis_mask"] |= 1 << i
+                idx.append(None)
+            elif kind == "shrink" and Ellipsis not in idx and dim < rank and shape[dim] > 0:
+                b = int(rng.integers(-shape[dim], shape[dim]))
+                e, s = b + 1, 1
+                mask["shrink_axis_mask"] |= 1 << i
+                idx.append(b)
+            else:
+                lo, hi = b, e
+                if rng.random() < 0.3:
+                    mask["begin_mask"] |= 1 << i
+                    lo = None
+                if rng.random() < 0.3:
+                    mask["end_mask"] |= 1 << i
+                    hi = None
+                idx.append(slice(lo, hi, s))
+            spec["begin"].append(b)
+            spec["end"].append(e)
+            spec["strides"].append(s)
+        if sum(k is not None and k is not Ellipsis for k in idx) > rank:
+            continue  # more indices than dimensions: an error, not a case
+        t = tuple(idx)
+        if np.zeros(shape)[t].ndim > 8:
+            continue
+        attrs = ", ".join(["%s=%s" % (k, shp(v)) for k, v in spec.items()] +
+                          ["%s=%d" % kv for kv in mask.items()])
+        out.append(unary("ss_fuzz_%d" % len(out), DTYPES[len(out) % len(DTYPES)], shape,
+                         "strided_slice(x) {%s}" % attrs, lambda x, t=t: x[t]))
+    return out
+
+
+CASES += ss_fuzz(20261126, 60)
+
+
 # ---- gather -----------------------------------------------------------------
 def gather_case(name, dt, pshape, idt, ishape, axis, extra=""):
     n = pshape[axis]

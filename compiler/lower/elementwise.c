@@ -126,8 +126,19 @@ bool kl_emit_map(kl_ctx *L, int node, const kc_expr *e) {
   LLVMValueRef out = kl_out(L, node, 0);
   if (L->kernel_index) { /* one element per GPU thread; the launch covers numel */
     LLVMValueRef i = L->kernel_index;
-    if (!flat) return kc_error(L->diag, n->loc, "internal: broadcasting kernels are lowered by the caller");
     for (int k = 0; k < n->n_in; k++) ops[k].idx = ops[k].scalar ? kl_i64(L, 0) : i;
+    if (!flat) { /* broadcasting: split i into coordinates, innermost first */
+      LLVMValueRef rem = i;
+      for (int k = 0; k < n->n_in; k++) ops[k].idx = kl_i64(L, 0);
+      for (int d = t->shape.rank - 1; d >= 0; d--) {
+        LLVMValueRef dim = kl_i64(L, t->shape.dim[d]);
+        LLVMValueRef coord = LLVMBuildURem(L->B, rem, dim, "");
+        rem = LLVMBuildUDiv(L->B, rem, dim, "");
+        for (int k = 0; k < n->n_in; k++)
+          if (ops[k].stride[d])
+            ops[k].idx = LLVMBuildAdd(L->B, ops[k].idx, LLVMBuildMul(L->B, coord, kl_i64(L, ops[k].stride[d]), ""), "");
+      }
+    }
     emit_body(&c, t, out, i, e);
     return true;
   }

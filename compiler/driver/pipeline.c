@@ -25,6 +25,7 @@ static const struct {
 } passes[] = {
     {"dce", kc_pass_dce},
     {"fuse", kc_pass_fuse},
+    {"dce", kc_pass_dce}, /* what fusion left unused */
 };
 
 static const char *const pass_names[] = {"parse", "verify", "dce", "fuse", "plan", NULL};

@@ -613,6 +613,7 @@ static bool parse_node(parser *p) {
   if (!ident(p, &s, &len, "a node name")) return false;
   if (!check_new_name(p, s, len, loc)) return false;
   if (!expect(p, '=')) return false;
+  int first = p->m->n_nodes; /* nested calls get indices first..idx-1 */
   int idx = parse_call(p, kc_strndup(p->a, s, len), loc);
   if (idx < 0) return false;
   kg_node *n = &p->m->nodes[idx];
@@ -660,7 +661,8 @@ static bool parse_node(parser *p) {
   if (accept(p, '@')) {
     const char *dev;
     if (!parse_device(p, &dev)) return false;
-    p->m->nodes[idx].device = dev;
+    /* the nested calls of a placed node go where it goes */
+    for (int i = first; i <= idx; i++) p->m->nodes[i].device = dev;
   }
   return true;
 }

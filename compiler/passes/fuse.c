@@ -6,7 +6,8 @@
  * The merged node is an ordinary `fused` node whose `expr` attribute is
  * the combined expression (printed, it parses back).  Inner expressions keep
  * their own dtypes with `as.DT(...)` and `cast.DT(...)`, so a merge never
- * changes arithmetic.  Nodes that something else needs by name — fetched by
+ * changes arithmetic.  Scalar constants are written into the expression as
+ * numbers (the dce pass after this one drops them).  Nodes that something else needs by name — fetched by
  * an entry, a control dependency, stateful — are never merged away. */
 #include "ir/expr.h"
 #include "ir/ops.h"
@@ -63,6 +64,21 @@ static kc_expr *pinned_expr(kg_module *m, const kg_node *n) {
   return c;
 }
 
+/* Makes c a fused node computing e over `in`. */
+static void set_fused(kg_module *m, kg_node *c, const kc_expr *e, kg_ref *in, int n_in) {
+  kg_attr *at = kc_alloc(m->arena, sizeof *at);
+  at->name = "expr";
+  at->kind = KG_ATTR_STRING;
+  at->s = kc_expr_print(m->arena, e);
+  at->loc = c->loc;
+  c->op = KC_OP_FUSED;
+  c->in = in;
+  c->n_in = n_in;
+  c->attrs = at;
+  c->n_attrs = 1;
+  c->out_declared = true;
+}
+
 /* Merges producer p (operand k of consumer c) into c. */
 static bool merge(kg_module *m, int ci, int k) {
   kg_node *c = &m->nodes[ci];
@@ -88,18 +104,33 @@ static bool merge(kg_module *m, int ci, int k) {
   }
   remap_vars(e, map);
   if (u > MAX_FUSED_INPUTS) return false;
-  kg_attr *at = kc_alloc(m->arena, sizeof *at);
-  at->name = "expr";
-  at->kind = KG_ATTR_STRING;
-  at->s = kc_expr_print(m->arena, e);
-  at->loc = c->loc;
-  c->op = KC_OP_FUSED;
-  c->in = in;
-  c->n_in = u;
-  c->attrs = at;
-  c->n_attrs = 1;
-  c->out_declared = true;
+  set_fused(m, c, e, in, u);
   m->nodes[(int)(p - m->nodes)].dead = true;
+  return true;
+}
+
+/* Scalar constants become numbers inside the expression: one operand (and,
+ * on the GPU, one upload) fewer, and LLVM sees the value. */
+static bool inline_scalar_const(kg_module *m, int ci, int k) {
+  kg_node *c = &m->nodes[ci];
+  const kg_node *p = &m->nodes[c->in[k].node];
+  const kg_attr *v = kg_node_attr(p, "value");
+  if (p->op != KC_OP_CONST || !v || kg_shape_numel(&p->out[0].shape) != 1 || c->n_in < 2) return false;
+  kc_expr *ce = pinned_expr(m, c);
+  if (!ce) return false;
+  ce->hint = -1;
+  kc_expr *num = kc_alloc(m->arena, sizeof *num);
+  num->kind = KC_EXPR_NUM;
+  num->num = kg_tensor_get_f(&v->tensor, 0);
+  num->to = -1;
+  num->hint = p->out[0].dtype;
+  if (p->out[0].dtype == KILN_I64 && (double)(int64_t)num->num != num->num) return false; /* beyond 2^53 */
+  kc_expr *e = substitute(m->arena, ce, k, num, -1);
+  kg_ref *in = kc_alloc(m->arena, sizeof(kg_ref) * (size_t)c->n_in);
+  int w = 0;
+  for (int i = 0; i < c->n_in; i++)
+    if (i != k) in[w++] = c->in[i];
+  set_fused(m, c, e, in, w);
   return true;
 }
 
@@ -125,6 +156,11 @@ bool kc_pass_fuse(kg_module *m, kc_diag *d) {
       kg_node *c = &m->nodes[ci];
       int pi = c->in[k].node;
       const kg_node *p = &m->nodes[pi];
+      if (is_map(c) && inline_scalar_const(m, ci, k)) {
+        changed = true;
+        k = -1;
+        continue;
+      }
       if (!is_map(p) || uses[pi] != 1 || pinned[pi] || !same_device(p, c) ||
           !kg_shape_eq(&p->out[0].shape, &c->out[0].shape) || c->n_in + p->n_in > MAX_FUSED_INPUTS)
         continue;

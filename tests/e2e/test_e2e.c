@@ -290,3 +290,8 @@ Test(embed, c_program) {
   tu_rmtree(dir);
   free(dir);
 }
+ParameterizedTestParameters(ptx, gpu_kernels) { return files_param("tests/gpu", ".kg"); }
+ParameterizedTest(path_param *p, ptx, gpu_kernels) {
+  ptx_for(p->path, "sm_80");
+  ptx_for(p->path, "sm_90");
+}

@@ -295,3 +295,58 @@ ParameterizedTest(path_param *p, ptx, gpu_kernels) {
   ptx_for(p->path, "sm_80");
   ptx_for(p->path, "sm_90");
 }
+
+/* ---- random numbers: reproducible across processes, new on each run ---- */
+
+Test(random, reproducible_and_advancing) {
+  char *dir = tu_tmpdir();
+  char kg[512], exe[512];
+  snprintf(kg, sizeof kg, "%s/r.kg", dir);
+  snprintf(exe, sizeof exe, "%s/r", dir);
+  FILE *f = fopen(kg, "w");
+  fputs("module r\ngraph {\n  u = random_uniform<f32[4]>() {seed=42}\n}\nentry draw() -> (u)\n", f);
+  fclose(f);
+  char *build[] = {(char *)tu_kiln(), "build", kg, "-o", exe, NULL};
+  tu_result r = tu_run(build, 60);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_free(&r);
+  char *twice[] = {exe, "--repeat", "2", NULL};
+  tu_result a = tu_run(twice, 30), b = tu_run(twice, 30);
+  cr_assert_eq(a.status, 0, "%s", a.err);
+  cr_assert_str_eq(a.out, b.out, "two processes drew different numbers");
+  char *nl = strchr(a.out, '\n');
+  cr_assert(nl && strlen(nl + 1) > 0, "expected two lines:\n%s", a.out);
+  cr_assert(strncmp(a.out, nl + 1, (size_t)(nl - a.out)) != 0, "the second run repeated the first:\n%s", a.out);
+  tu_free(&a);
+  tu_free(&b);
+  tu_rmtree(dir);
+  free(dir);
+}
+
+/* ---- make install gives a kiln that finds its runtime ---- */
+
+Test(install, prefix_works) {
+  char *dir = tu_tmpdir();
+  char prefix[512], b[512], kiln[512], exe[512];
+  snprintf(prefix, sizeof prefix, "PREFIX=%s", dir);
+  snprintf(b, sizeof b, "B=%s", tu_build_dir());
+  snprintf(kiln, sizeof kiln, "%s/bin/kiln", dir);
+  snprintf(exe, sizeof exe, "%s/fifo", dir);
+  char *inst[] = {"make", "-s", "install", prefix, b, NULL};
+  tu_result r = tu_run(inst, 300);
+  cr_assert_eq(r.status, 0, "make install failed:\n%s%s", r.out, r.err);
+  tu_free(&r);
+  char hdr[600];
+  snprintf(hdr, sizeof hdr, "%s/include/kiln/kilnrt.h", dir);
+  cr_assert_eq(access(hdr, R_OK), 0, "kilnrt.h not installed");
+  char *build[] = {kiln, "build", "examples/fifo_queue.kg", "-o", exe, NULL};
+  r = tu_run(build, 60);
+  cr_assert_eq(r.status, 0, "the installed kiln failed:\n%s", r.err);
+  tu_free(&r);
+  char *run[] = {exe, NULL};
+  r = tu_run(run, 30);
+  cr_assert_str_eq(r.out, "0\n10\n20\n1\n11\n");
+  tu_free(&r);
+  tu_rmtree(dir);
+  free(dir);
+}

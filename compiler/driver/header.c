@@ -56,8 +56,7 @@ void kc_write_header(const kg_module *m, const kc_plan *p, FILE *f) {
     for (int i = 0; i < en->n_fetches; i++) {
       const kg_type *t = kg_ref_type(m, en->fetches[i]);
       if (!t) continue;
-      const char *name = m->nodes[en->fetches[i].node].name;
-      if (en->fetches[i].index) name = kc_sprintf(m->arena, "%s_%d", name, en->fetches[i].index);
+      const char *name = kc_fetch_name(m, en, i);
       field(f, name, t, m->arena);
       n_out++;
     }

@@ -236,3 +236,98 @@ const kc_expr *kc_node_expr(kc_arena *a, const kg_node *n, char *err, size_t err
   }
   return kc_expr_parse(a, at->s, kc_expr_var_names(a, n->n_in), err, errlen);
 }
+
+/* ---- symbolic differentiation ---- */
+
+static kc_expr *mk_num(kc_arena *a, double v) {
+  kc_expr *e = kc_alloc(a, sizeof *e);
+  e->kind = KC_EXPR_NUM;
+  e->num = v;
+  e->to = e->hint = -1;
+  return e;
+}
+
+static bool is_num(const kc_expr *e, double v) { return e->kind == KC_EXPR_NUM && e->num == v && e->hint < 0; }
+
+/* Builds prim(args) with the obvious simplifications of 0 and 1, so the
+ * derivatives of simple ops stay simple. */
+static kc_expr *mk(kc_arena *a, const char *prim, kc_expr *x, kc_expr *y, kc_expr *z) {
+  if (!strcmp(prim, "add")) {
+    if (is_num(x, 0)) return y;
+    if (is_num(y, 0)) return x;
+  } else if (!strcmp(prim, "sub")) {
+    if (is_num(y, 0)) return x;
+    if (is_num(x, 0)) return mk(a, "neg", y, NULL, NULL);
+  } else if (!strcmp(prim, "mul")) {
+    if (is_num(x, 0) || is_num(y, 0)) return mk_num(a, 0);
+    if (is_num(x, 1)) return y;
+    if (is_num(y, 1)) return x;
+  } else if (!strcmp(prim, "div")) {
+    if (is_num(x, 0)) return mk_num(a, 0);
+    if (is_num(y, 1)) return x;
+  } else if (!strcmp(prim, "neg")) {
+    if (is_num(x, 0)) return x;
+  } else if (!strcmp(prim, "select")) {
+    if (is_num(y, 0) && is_num(z, 0)) return y;
+  }
+  kc_expr *e = kc_alloc(a, sizeof *e);
+  e->kind = KC_EXPR_CALL;
+  e->prim = prim;
+  e->to = e->hint = -1;
+  e->args[0] = x;
+  e->args[1] = y;
+  e->args[2] = z;
+  e->n_args = z ? 3 : y ? 2 : 1;
+  return e;
+}
+
+kc_expr *kc_expr_diff(kc_arena *a, const kc_expr *e, int var, char *err, size_t errlen) {
+  if (e->kind == KC_EXPR_NUM) return mk_num(a, 0);
+  if (e->kind == KC_EXPR_VAR) return mk_num(a, e->var == var ? 1 : 0);
+  kc_expr *x = e->n_args > 0 ? (kc_expr *)e->args[0] : NULL, *y = e->n_args > 1 ? (kc_expr *)e->args[1] : NULL;
+  kc_expr *dx = NULL, *dy = NULL;
+  if (kc_prim_is_compare(e->prim) || !strcmp(e->prim, "and") || !strcmp(e->prim, "or") ||
+      !strcmp(e->prim, "xor") || !strcmp(e->prim, "not") || !strcmp(e->prim, "floor") || !strcmp(e->prim, "ceil"))
+    return mk_num(a, 0); /* piecewise constant: no gradient */
+  if (strcmp(e->prim, "select")) {
+    if (x && !(dx = kc_expr_diff(a, x, var, err, errlen))) return NULL;
+    if (y && !(dy = kc_expr_diff(a, y, var, err, errlen))) return NULL;
+  }
+  const char *p = e->prim;
+  kc_expr *r;
+  if (!strcmp(p, "add")) r = mk(a, "add", dx, dy, NULL);
+  else if (!strcmp(p, "sub")) r = mk(a, "sub", dx, dy, NULL);
+  else if (!strcmp(p, "mul")) r = mk(a, "add", mk(a, "mul", dx, y, NULL), mk(a, "mul", x, dy, NULL), NULL);
+  else if (!strcmp(p, "div")) /* (dx*y - x*dy) / y^2 = dx/y - x*dy/y^2 */
+    r = mk(a, "sub", mk(a, "div", dx, y, NULL), mk(a, "div", mk(a, "mul", x, dy, NULL), mk(a, "mul", y, y, NULL), NULL), NULL);
+  else if (!strcmp(p, "mod")) /* x - floor(x/y)*y */
+    r = mk(a, "sub", dx, mk(a, "mul", mk(a, "floor", mk(a, "div", x, y, NULL), NULL, NULL), dy, NULL), NULL);
+  else if (!strcmp(p, "neg")) r = mk(a, "neg", dx, NULL, NULL);
+  else if (!strcmp(p, "abs")) /* sign(x), 0 at 0 as TF */
+    r = mk(a, "mul", mk(a, "select", mk(a, "gt", x, mk_num(a, 0), NULL),
+                        mk_num(a, 1), mk(a, "select", mk(a, "lt", x, mk_num(a, 0), NULL), mk_num(a, -1), mk_num(a, 0))),
+           dx, NULL);
+  else if (!strcmp(p, "exp")) r = mk(a, "mul", (kc_expr *)e, dx, NULL);
+  else if (!strcmp(p, "log")) r = mk(a, "div", dx, x, NULL);
+  else if (!strcmp(p, "sqrt")) r = mk(a, "div", dx, mk(a, "mul", mk_num(a, 2), (kc_expr *)e, NULL), NULL);
+  else if (!strcmp(p, "tanh")) r = mk(a, "mul", mk(a, "sub", mk_num(a, 1), mk(a, "mul", (kc_expr *)e, (kc_expr *)e, NULL), NULL), dx, NULL);
+  else if (!strcmp(p, "sin")) r = mk(a, "mul", mk(a, "cos", x, NULL, NULL), dx, NULL);
+  else if (!strcmp(p, "cos")) r = mk(a, "neg", mk(a, "mul", mk(a, "sin", x, NULL, NULL), dx, NULL), NULL, NULL);
+  else if (!strcmp(p, "pow")) { /* y*x^(y-1)*dx + x^y*log(x)*dy, log taken as 0 where x <= 0 (as TF) */
+    kc_expr *t1 = mk(a, "mul", mk(a, "mul", y, mk(a, "pow", x, mk(a, "sub", y, mk_num(a, 1), NULL), NULL), NULL), dx, NULL);
+    kc_expr *logx = mk(a, "select", mk(a, "gt", x, mk_num(a, 0), NULL), mk(a, "log", mk(a, "max", x, mk_num(a, 1e-300), NULL), NULL, NULL), mk_num(a, 0));
+    kc_expr *t2 = is_num(dy, 0) ? mk_num(a, 0) : mk(a, "mul", mk(a, "mul", (kc_expr *)e, logx, NULL), dy, NULL);
+    r = mk(a, "add", t1, t2, NULL);
+  } else if (!strcmp(p, "max")) r = mk(a, "select", mk(a, "ge", x, y, NULL), dx, dy);
+  else if (!strcmp(p, "min")) r = mk(a, "select", mk(a, "le", x, y, NULL), dx, dy);
+  else if (!strcmp(p, "select")) {
+    kc_expr *da = kc_expr_diff(a, e->args[1], var, err, errlen), *db = kc_expr_diff(a, e->args[2], var, err, errlen);
+    if (!da || !db) return NULL;
+    r = mk(a, "select", e->args[0], da, db);
+  } else if (!strcmp(p, "cast")) r = dx;
+  else {
+    snprintf(err, errlen, "no derivative for primitive '%s'", p);
+    return NULL;
+  }
+  return r;
+}

@@ -46,6 +46,9 @@ kc_expr *kc_expr_copy(kc_arena *a, const kc_expr *e);
 /* The expression of an elementwise node: the op's, or a fused node's `expr`
  * attribute.  NULL (with err) if it does not parse. */
 const kc_expr *kc_node_expr(kc_arena *a, const kg_node *n, char *err, size_t errlen);
+/* d e / d var, symbolically (an expression over the same variables); NULL
+ * with a message for a primitive without a derivative. */
+kc_expr *kc_expr_diff(kc_arena *a, const kc_expr *e, int var, char *err, size_t errlen);
 /* The parsed expression of an elementwise op (cached; NULL if none). */
 const kc_expr *kc_op_expr(int op);
 /* Number of operands a primitive takes, or -1 if unknown. */

@@ -128,6 +128,8 @@ typedef struct kg_entry {
   int *feeds;   /* placeholder nodes */
   int n_fetches;
   kg_ref *fetches; /* tensors to return; ops without outputs are run targets */
+  const char **fetch_names; /* per fetch: the name the user wrote ("g.1"),
+                               kept when passes redirect the ref */
   bool synthesized; /* made for a program `run` statement */
 } kg_entry;
 
@@ -185,6 +187,8 @@ bool kg_attr_bool(const kg_node *n, const char *name, bool dflt);
 const char *kg_attr_str(const kg_node *n, const char *name, const char *dflt);
 /* Type of an operand. */
 const kg_type *kg_ref_type(const kg_module *m, kg_ref r);
+/* The name fetch i of entry e is known by outside ("name" or "name.N"). */
+const char *kc_fetch_name(const kg_module *m, const kg_entry *e, int i);
 /* Removes dead nodes, renumbering every reference; entries/program too. */
 void kc_module_compact(kg_module *m);
 

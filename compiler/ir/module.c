@@ -122,3 +122,9 @@ void kc_module_compact(kg_module *m) {
   renumber_stmts(m->program, m->n_program, map);
   free(map);
 }
+
+const char *kc_fetch_name(const kg_module *m, const kg_entry *e, int i) {
+  if (e->fetch_names && e->fetch_names[i]) return e->fetch_names[i];
+  const kg_node *n = &m->nodes[e->fetches[i].node];
+  return e->fetches[i].index ? kc_sprintf(m->arena, "%s.%d", n->name, e->fetches[i].index) : n->name;
+}

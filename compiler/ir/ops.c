@@ -3,8 +3,8 @@
 #include <string.h>
 
 const kc_op kc_ops[KC_OP_COUNT] = {
-#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, doc) \
-  {name, operands, attrs, dtypes, expr, flags, infer, lower, doc},
+#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, doc) \
+  {name, operands, attrs, dtypes, expr, flags, infer, lower, grad, doc},
 #include "ir/ops.def"
 #undef OP
 };

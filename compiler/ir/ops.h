@@ -18,6 +18,9 @@
  *   infer     shape/type rule: fills node->out (or reports an error)
  *   lower     LLVM lowering; elementwise ops all name kl_lower_elementwise,
  *             the generic loop-nest emitter that renders `expr`
+ *   grad      gradient rule for the autodiff pass; elementwise ops all name
+ *             kc_grad_elementwise, which differentiates `expr` symbolically;
+ *             kc_grad_none marks an op gradients cannot pass through
  *   doc       one line for docs/ops.md and `kiln ops`
  */
 #ifndef KILN_OPS_H
@@ -26,6 +29,7 @@
 #include "ir/ir.h"
 
 struct kl_ctx;
+struct kc_grad_ctx;
 
 enum {
   KC_OP_STATEFUL = 1 << 0,    /* touches variables/queues/RNG: never folded, CSE'd or skipped */
@@ -46,6 +50,11 @@ typedef struct kc_infer_ctx {
 
 typedef bool (*kc_infer_fn)(kc_infer_ctx *c, kg_node *n);
 typedef bool (*kc_lower_fn)(struct kl_ctx *L, int node);
+/* Gradient rule: given the gradients dy[k] of the node's outputs (node -1:
+ * none flows there), builds nodes computing the gradient of each operand
+ * into dx[i] (leave node -1 where none flows, e.g. integer operands).
+ * See passes/autodiff.h for the context and the node builders. */
+typedef bool (*kc_grad_fn)(struct kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx);
 
 typedef struct kc_op {
   const char *name;
@@ -56,11 +65,12 @@ typedef struct kc_op {
   unsigned flags;
   kc_infer_fn infer;
   kc_lower_fn lower;
+  kc_grad_fn grad;
   const char *doc;
 } kc_op;
 
 enum {
-#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, doc) KC_OP_##id,
+#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, doc) KC_OP_##id,
 #include "ir/ops.def"
 #undef OP
   KC_OP_COUNT
@@ -76,12 +86,16 @@ int kc_op_min_operands(int op);
 int kc_op_max_operands(int op); /* -1: variadic */
 
 /* Declarations of the shape rules and lowerings the table names. */
-#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, doc) \
+#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, doc) \
   bool infer(kc_infer_ctx *c, kg_node *n);
 #include "ir/ops.def"
 #undef OP
-#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, doc) \
+#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, doc) \
   bool lower(struct kl_ctx *L, int node);
+#include "ir/ops.def"
+#undef OP
+#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, doc) \
+  bool grad(struct kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx);
 #include "ir/ops.def"
 #undef OP
 

@@ -563,6 +563,7 @@ static int parse_call(parser *p, const char *name, kc_loc loc) {
     } while (accept(p, ','));
   }
   if (!expect(p, ')')) return -1;
+  if (accept(p, '{') && !parse_attrs(p, &n)) return -1;
   if (op == KC_OP_CONST) {
     if (!has_literal) {
       kc_error(p->diag, oploc, "const needs a literal value: const<T>(...)");
@@ -617,8 +618,6 @@ static bool parse_node(parser *p) {
   int idx = parse_call(p, kc_strndup(p->a, s, len), loc);
   if (idx < 0) return false;
   kg_node *n = &p->m->nodes[idx];
-  if (accept(p, '{') && !parse_attrs(p, n)) return false;
-  n = &p->m->nodes[idx];
   if (accept(p, ':')) {
     kc_loc tl = p->tok.loc;
     int cnt;
@@ -981,6 +980,7 @@ static bool resolve_all(parser *p, resolve_lists *rl) {
     kg_entry *e = &p->m->entries[pe->entry];
     e->feeds = kc_alloc(p->a, sizeof(int) * (size_t)(pe->n_feeds + 1));
     e->fetches = kc_alloc(p->a, sizeof(kg_ref) * (size_t)(pe->n_fetches + 1));
+    e->fetch_names = kc_alloc(p->a, sizeof(char *) * (size_t)(pe->n_fetches + 1));
     for (int k = 0; k < pe->n_feeds; k++) {
       kg_ref r;
       if (resolve_ref(p, pe->feeds[k].s, pe->feeds[k].len, pe->feeds[k].loc, &r))
@@ -988,8 +988,10 @@ static bool resolve_all(parser *p, resolve_lists *rl) {
     }
     for (int k = 0; k < pe->n_fetches; k++) {
       kg_ref r;
-      if (resolve_ref(p, pe->fetches[k].s, pe->fetches[k].len, pe->fetches[k].loc, &r))
+      if (resolve_ref(p, pe->fetches[k].s, pe->fetches[k].len, pe->fetches[k].loc, &r)) {
+        e->fetch_names[e->n_fetches] = kc_strndup(p->a, pe->fetches[k].s, pe->fetches[k].len);
         e->fetches[e->n_fetches++] = r;
+      }
     }
   }
   /* Statements are resolved in program order, so a print finds the latest

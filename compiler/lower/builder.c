@@ -23,6 +23,8 @@ LLVMValueRef kl_ref_ptr(kl_ctx *L, kg_ref r) {
     return L->node_const[r.node];
   }
   if (n->op == KC_OP_VARIABLE) return byte_gep(L, L->vars, L->plan->var_offset[r.node]);
+  /* an aliasing op's result is its operand's buffer, wherever that lives */
+  if (kc_ops[n->op].flags & KC_OP_ALIAS) return kl_ref_ptr(L, n->in[0]);
   if (!L->ep) return NULL;
   const kc_slot *s = &L->ep->slots[L->plan->out_base[r.node] + r.index];
   switch (s->place) {

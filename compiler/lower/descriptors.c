@@ -49,8 +49,7 @@ static LLVMValueRef entry_desc(kl_ctx *L, int ei, LLVMValueRef fn, LLVMTypeRef e
   for (int i = 0; i < e->n_fetches; i++) {
     const kg_type *t = kg_ref_type(L->m, e->fetches[i]);
     if (!t) continue;
-    const char *name = L->m->nodes[e->fetches[i].node].name;
-    if (e->fetches[i].index) name = kc_sprintf(L->m->arena, "%s.%d", name, e->fetches[i].index);
+    const char *name = kc_fetch_name(L->m, e, i);
     out[n_out++] = tensor_desc(L, name, t, ep->out_offset[i]);
   }
   LLVMValueRef f[] = {cstr(L, e->name),

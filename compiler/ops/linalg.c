@@ -190,3 +190,30 @@ bool kl_lower_matmul(kl_ctx *L, int node) {
     kl_for_end(L, &lb);
   return true;
 }
+
+/* ---- gradient ---- */
+
+#include "passes/autodiff.h"
+
+static kg_ref mm(kc_grad_ctx *g, kg_ref a, kg_ref b, bool ta, bool tb) {
+  kg_ref in[] = {a, b};
+  kg_attr at[] = {kb_attr_bool("transpose_a", ta), kb_attr_bool("transpose_b", tb)};
+  return kb_node(g, KC_OP_MATMUL, in, 2, at, 2);
+}
+
+/* TF's MatMul gradient for each transpose combination; broadcast batch
+ * dimensions are summed back to each operand's shape. */
+bool kc_grad_matmul(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  const kg_node *n = &g->m->nodes[node];
+  kg_ref a = n->in[0], b = n->in[1], c = dy[0];
+  bool ta = kg_attr_bool(n, "transpose_a", false), tb = kg_attr_bool(n, "transpose_b", false);
+  kg_shape sa = kb_type(g, a)->shape, sb = kb_type(g, b)->shape;
+  kg_ref da, db;
+  if (!ta && !tb) da = mm(g, c, b, false, true), db = mm(g, a, c, true, false);
+  else if (!ta && tb) da = mm(g, c, b, false, false), db = mm(g, c, a, true, false);
+  else if (ta && !tb) da = mm(g, b, c, false, true), db = mm(g, a, c, false, false);
+  else da = mm(g, b, c, true, true), db = mm(g, c, a, true, true);
+  dx[0] = kb_sum_to(g, da, &sa);
+  dx[1] = kb_sum_to(g, db, &sb);
+  return true;
+}

@@ -429,3 +429,81 @@ bool kl_lower_softmax(kl_ctx *L, int node) {
   kl_for_end(L, &lo);
   return true;
 }
+
+/* ---- gradients ---- */
+
+#include "passes/autodiff.h"
+
+/* The reduced result with its reduced dimensions back as size 1. */
+static kg_shape kept_shape(const kg_node *n, const kg_shape *in) {
+  int cnt = 0;
+  const int64_t *axes = NULL;
+  bool all = !kc_attr_ints(n, "axes", &cnt, &axes);
+  kg_shape s = *in;
+  for (int d = 0; d < in->rank; d++) {
+    bool red = all;
+    for (int i = 0; i < cnt; i++) red |= (axes[i] < 0 ? axes[i] + in->rank : axes[i]) == d;
+    if (red) s.dim[d] = 1;
+  }
+  return s;
+}
+
+bool kc_grad_reduce(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  const kg_node *n = &g->m->nodes[node];
+  int op = n->op;
+  kg_ref x = n->in[0], y = {node, 0};
+  kg_type xt = *kb_type(g, x);
+  kg_shape kept = kept_shape(n, &xt.shape);
+  kg_ref d = kb_broadcast(g, kb_reshape(g, dy[0], &kept), &xt.shape);
+  switch (op) {
+  case KC_OP_SUM: dx[0] = d; return true;
+  case KC_OP_MEAN: {
+    double count = (double)kg_shape_numel(&xt.shape) / (double)kg_shape_numel(&kept);
+    dx[0] = kb_binary(g, KC_OP_DIV, d, kb_scalar(g, xt.dtype, count ? count : 1));
+    return true;
+  }
+  case KC_OP_PROD: { /* d prod / d x_i = prod / x_i (x_i != 0 assumed, documented) */
+    kg_ref yb = kb_broadcast(g, kb_reshape(g, y, &kept), &xt.shape);
+    dx[0] = kb_binary(g, KC_OP_MUL, d, kb_binary(g, KC_OP_DIV, yb, x));
+    return true;
+  }
+  default: { /* max/min: shared equally among the elements that attain it, as TF */
+    kg_ref yb = kb_broadcast(g, kb_reshape(g, y, &kept), &xt.shape);
+    kg_attr to = kb_attr_dtype("to", xt.dtype);
+    kg_ref eq = kb_binary(g, KC_OP_EQUAL, x, yb);
+    kg_ref ind = kb_node(g, KC_OP_CAST, &eq, 1, &to, 1);
+    kg_attr attrs[] = {kb_attr_ints(g, "axes", NULL, 0), kb_attr_bool("keepdims", true)};
+    int cnt = 0;
+    const int64_t *axes = NULL;
+    if (kc_attr_ints(&g->m->nodes[node], "axes", &cnt, &axes)) attrs[0] = kb_attr_ints(g, "axes", axes, cnt);
+    else {
+      int64_t all[KILN_MAX_RANK];
+      for (int i = 0; i < xt.shape.rank; i++) all[i] = i;
+      attrs[0] = kb_attr_ints(g, "axes", all, xt.shape.rank);
+    }
+    kg_ref count = kb_broadcast(g, kb_node(g, KC_OP_SUM, &ind, 1, attrs, 2), &xt.shape);
+    dx[0] = kb_binary(g, KC_OP_DIV, kb_binary(g, KC_OP_MUL, d, ind), count);
+    return true;
+  }
+  }
+}
+
+bool kc_grad_softmax(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  const kg_node *n = &g->m->nodes[node];
+  bool logsm = n->op == KC_OP_LOG_SOFTMAX;
+  int rank = kb_type(g, n->in[0])->shape.rank;
+  int64_t axis = kg_attr_int(n, "axis", -1);
+  if (axis < 0) axis += rank;
+  kg_ref y = {node, 0};
+  kg_shape shape = kb_type(g, y)->shape;
+  kg_attr attrs[] = {kb_attr_ints(g, "axes", &axis, 1), kb_attr_bool("keepdims", true)};
+  if (logsm) { /* dx = dy - exp(y) * sum(dy) */
+    kg_ref s = kb_broadcast(g, kb_node(g, KC_OP_SUM, dy, 1, attrs, 2), &shape);
+    dx[0] = kb_binary(g, KC_OP_SUB, dy[0], kb_binary(g, KC_OP_MUL, kb_unary(g, KC_OP_EXP, y), s));
+  } else { /* dx = (dy - sum(dy * y)) * y */
+    kg_ref p = kb_binary(g, KC_OP_MUL, dy[0], y);
+    kg_ref s = kb_broadcast(g, kb_node(g, KC_OP_SUM, &p, 1, attrs, 2), &shape);
+    dx[0] = kb_binary(g, KC_OP_MUL, kb_binary(g, KC_OP_SUB, dy[0], s), y);
+  }
+  return true;
+}

@@ -844,3 +844,98 @@ bool kl_lower_one_hot(kl_ctx *L, int node) {
   span_end(L, &sb);
   return true;
 }
+
+/* ---- gradients ---- */
+
+#include "passes/autodiff.h"
+
+bool kc_grad_reshape(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  kg_shape s = kb_type(g, g->m->nodes[node].in[0])->shape;
+  dx[0] = kb_reshape(g, dy[0], &s);
+  return true;
+}
+
+bool kc_grad_transpose(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  const kg_node *n = &g->m->nodes[node];
+  int rank = kb_type(g, n->in[0])->shape.rank, cnt = 0;
+  const int64_t *perm = NULL;
+  int64_t inv[KILN_MAX_RANK];
+  if (kc_attr_ints(n, "perm", &cnt, &perm))
+    for (int i = 0; i < rank; i++) inv[(perm[i] + rank) % rank] = i;
+  else
+    for (int i = 0; i < rank; i++) inv[i] = rank - 1 - i;
+  kg_attr a = kb_attr_ints(g, "perm", inv, rank);
+  dx[0] = kb_node(g, KC_OP_TRANSPOSE, dy, 1, &a, 1);
+  return true;
+}
+
+bool kc_grad_broadcast_to(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  kg_shape s = kb_type(g, g->m->nodes[node].in[0])->shape;
+  dx[0] = kb_sum_to(g, dy[0], &s);
+  return true;
+}
+
+/* The gradient of a window of x: the window of dy (slice) or dy placed in
+ * zeros (pad); each is the other's gradient. */
+static kg_ref slice_of(kc_grad_ctx *g, kg_ref x, const int64_t *begin, const kg_shape *size) {
+  kg_attr a[] = {kb_attr_ints(g, "begin", begin, size->rank), kb_attr_ints(g, "size", size->dim, size->rank)};
+  return kb_node(g, KC_OP_SLICE, &x, 1, a, 2);
+}
+
+static kg_ref pad_of(kc_grad_ctx *g, kg_ref x, const int64_t *begin, const kg_shape *full) {
+  const kg_shape *s = &kb_type(g, x)->shape;
+  int64_t p[2 * KILN_MAX_RANK];
+  for (int d = 0; d < s->rank; d++) p[2 * d] = begin[d], p[2 * d + 1] = full->dim[d] - begin[d] - s->dim[d];
+  kg_attr a = kb_attr_ints(g, "paddings", p, 2 * s->rank);
+  return kb_node(g, KC_OP_PAD, &x, 1, &a, 1);
+}
+
+bool kc_grad_concat(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  const kg_node *n = &g->m->nodes[node];
+  int n_in = n->n_in, rank = kb_type(g, dy[0])->shape.rank;
+  int64_t axis = kg_attr_int(n, "axis", 0);
+  if (axis < 0) axis += rank;
+  kg_ref in[256];
+  memcpy(in, n->in, sizeof(kg_ref) * (size_t)(n_in < 256 ? n_in : 256));
+  int64_t begin[KILN_MAX_RANK] = {0};
+  for (int i = 0; i < n_in && i < 256; i++) {
+    kg_shape s = kb_type(g, in[i])->shape;
+    dx[i] = slice_of(g, dy[0], begin, &s);
+    begin[axis] += s.dim[axis];
+  }
+  return true;
+}
+
+bool kc_grad_slice(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  const kg_node *n = &g->m->nodes[node];
+  kg_shape full = kb_type(g, n->in[0])->shape;
+  int cnt = 0;
+  const int64_t *begin = NULL;
+  kc_attr_ints(n, "begin", &cnt, &begin);
+  int64_t b[KILN_MAX_RANK];
+  for (int d = 0; d < full.rank; d++) b[d] = d < cnt ? begin[d] : 0;
+  dx[0] = pad_of(g, dy[0], b, &full);
+  return true;
+}
+
+bool kc_grad_pad(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  const kg_node *n = &g->m->nodes[node];
+  kg_shape s = kb_type(g, n->in[0])->shape;
+  int cnt = 0;
+  const int64_t *p = NULL;
+  kc_attr_ints(n, "paddings", &cnt, &p);
+  int64_t b[KILN_MAX_RANK];
+  for (int d = 0; d < s.rank; d++) b[d] = 2 * d < cnt ? p[2 * d] : 0;
+  dx[0] = slice_of(g, dy[0], b, &s);
+  return true;
+}
+
+bool kc_grad_strided_slice(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  return kc_error(g->d, g->m->nodes[node].loc, "the gradient of strided_slice ('%s') is not implemented yet",
+                  g->m->nodes[node].name);
+}
+
+bool kc_grad_gather(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  return kc_error(g->d, g->m->nodes[node].loc, "the gradient of gather ('%s') is not implemented yet",
+                  g->m->nodes[node].name);
+}

@@ -282,7 +282,7 @@ static bool check_queue(kc_diag *d, kg_node *n) {
   return true;
 }
 
-static bool verify_node(kc_diag *d, kg_module *m, int idx) {
+bool kc_verify_node(kg_module *m, int idx, kc_diag *d) {
   kg_node *n = &m->nodes[idx];
   const kc_op *op = &kc_ops[n->op];
   if (!check_operands(d, m, n) || !check_attrs(d, n)) return false;
@@ -354,7 +354,7 @@ bool kc_verify(kg_module *m, kc_diag *d) {
   if (topo_order(d, m, order)) {
     int live = 0;
     for (int i = 0; i < m->n_nodes; i++) live += !m->nodes[i].dead;
-    for (int i = 0; i < live && d->n_errors == errors; i++) verify_node(d, m, order[i]);
+    for (int i = 0; i < live && d->n_errors == errors; i++) kc_verify_node(m, order[i], d);
   }
   free(order);
   if (d->n_errors == errors) verify_entries(d, m);

@@ -9,4 +9,8 @@
  * result types (in place).  False after reporting errors to d. */
 bool kc_verify(kg_module *m, kc_diag *d);
 
+/* Checks one node and infers its result types; its operands must already
+ * be verified (builders of new nodes use this). */
+bool kc_verify_node(kg_module *m, int idx, kc_diag *d);
+
 #endif

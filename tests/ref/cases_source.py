@@ -78,3 +78,12 @@ CASES.append(case("random_same_seed", """
     b = random_uniform<f32[64]>() {seed=5}
     d = sub(a, b)
 """, feeds={"x": np.float32(0)}, fetch="d", ref=lambda x: np.zeros(64, np.float32)))
+
+# an aliasing op over a constant reads the constant's storage
+CASES.append(case("reshape_of_const", """
+    x = placeholder() : f32[3,2]
+    c = const<f32[2,3]>([[1, 2, 3], [4, 5, 6]])
+    r = reshape(c) {shape=[3,2]}
+    y = add(neg(r), x)
+""", feeds={"x": np.ones((3, 2), np.float32)}, fetch="y",
+    ref=lambda x: 1 - np.arange(1, 7, dtype=np.float32).reshape(3, 2)))

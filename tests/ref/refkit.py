@@ -56,6 +56,48 @@ def case(name, body, feeds, fetch, ref=None, rtol=1e-5, atol=1e-6, check=None):
     return Case(name, body, feeds, fetch, ref, rtol, atol, check)
 
 
+def numeric_grad(f, args, k, h=1e-6):
+    """Central finite differences of scalar f(*args) with respect to args[k]."""
+    x = args[k]
+    g = np.zeros_like(x, dtype=np.float64)
+    flat = x.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + h
+        fp = f(*args)
+        flat[i] = old - h
+        fm = f(*args)
+        flat[i] = old
+        g.reshape(-1)[i] = (fp - fm) / (2 * h)
+    return g
+
+
+def gradcase(name, body, feeds, wrt, ref, fetch="y", rtol=1e-4, atol=1e-6):
+    """Checks kiln's gradients of node `fetch` against central finite
+    differences of the NumPy function `ref` (f64 throughout): the loss is
+    sum(y * w) for a fixed random w, so every output element matters."""
+    y = np.asarray(ref(*[np.array(v) for v in feeds.values()]))
+    w = RNG.uniform(-1, 1, y.shape).astype(np.float64)
+    shape = ",".join(str(d) for d in y.shape)
+    names = list(feeds)
+    grad_body = body + """
+        gw = placeholder() : f64[%s]
+        gl = sum(mul(%s, gw))
+        gg = gradients(gl, %s)
+    """ % (shape, fetch, ", ".join(wrt))
+    all_feeds = dict(feeds)
+    all_feeds["gw"] = w
+    fetches = ["gg"] + ["gg.%d" % i for i in range(1, len(wrt))]
+
+    def loss(*args):
+        return float(np.sum(np.asarray(ref(*args[:-1])) * args[-1]))
+
+    def want(*args):
+        args = [np.array(a, dtype=np.float64) for a in args]
+        return [numeric_grad(loss, args, names.index(x)) for x in wrt]
+    return Case(name, grad_body, all_feeds, fetches, want, rtol, atol, None)
+
+
 def kg_type(a):
     inv = {v: k for k, v in NP_DTYPES.items()}
     return "%s[%s]" % (inv[a.dtype.type], ",".join(str(d) for d in a.shape))
@@ -136,7 +178,7 @@ def compare(c, got):
 
 
 def load_cases(path):
-    ns = {"case": case, "rand": rand, "positive": positive, "np": np}
+    ns = {"case": case, "gradcase": gradcase, "rand": rand, "positive": positive, "np": np}
     with open(path) as f:
         exec(compile(f.read(), path, "exec"), ns)
     return ns["CASES"]

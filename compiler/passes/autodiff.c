@@ -1,0 +1,225 @@
+/* autodiff.c — reverse-mode automatic differentiation (see autodiff.h).
+ *
+ * For one `gradients` node: the nodes that matter are those on a data path
+ * from some x to some y.  They are visited in reverse topological order;
+ * each output's gradient is the sum of its readers' contributions, and each
+ * op's rule turns its outputs' gradients into its operands'.  Integer and
+ * bool tensors carry no gradient, as in TensorFlow.  The gradients node's
+ * outputs are then replaced everywhere by the computed gradients. */
+#include "passes/autodiff.h"
+#include "passes/passes.h"
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct adctx {
+  kc_grad_ctx g;
+  int n;        /* nodes before expansion: only these are differentiated */
+  int *base;    /* per node: first output slot */
+  kg_ref *acc;  /* per slot: accumulated gradient, or KG_NOREF */
+  char *on_path;
+} adctx;
+
+static bool is_float_ref(kg_module *m, kg_ref r) {
+  const kg_type *t = kg_ref_type(m, r);
+  return t && kg_dtype_is_float(t->dtype);
+}
+
+static void accumulate(adctx *a, kg_ref into, kg_ref grad) {
+  kg_ref *slot = &a->acc[a->base[into.node] + into.index];
+  if (grad.node < 0) return;
+  *slot = slot->node < 0 ? grad : kb_binary(&a->g, KC_OP_ADD, *slot, grad);
+}
+
+/* Reverse-postorder DFS from the ys over on-path nodes: a topological order. */
+static int topo(adctx *a, const kg_ref *ys, int n_ys, int *order) {
+  kg_module *m = a->g.m;
+  char *seen = calloc((size_t)a->n + 1, 1);
+  int *stack = malloc(sizeof(int) * ((size_t)a->n + 1)), *edge = malloc(sizeof(int) * ((size_t)a->n + 1));
+  int k = 0;
+  for (int r = 0; r < n_ys && seen && stack && edge; r++) {
+    int root = ys[r].node;
+    if (seen[root] || !a->on_path[root]) continue;
+    int sp = 0;
+    stack[0] = root;
+    edge[0] = 0;
+    seen[root] = 1;
+    while (sp >= 0) {
+      const kg_node *v = &m->nodes[stack[sp]];
+      int e = edge[sp]++;
+      if (e < v->n_in) {
+        int w = v->in[e].node;
+        if (!seen[w] && a->on_path[w]) {
+          seen[w] = 1;
+          stack[++sp] = w;
+          edge[sp] = 0;
+        }
+      } else {
+        order[k++] = stack[sp--];
+      }
+    }
+  }
+  free(seen);
+  free(stack);
+  free(edge);
+  return k;
+}
+
+/* Marks nodes downstream of the xs and upstream of the ys. */
+static void mark_path(adctx *a, const kg_ref *xs, int n_xs, const kg_ref *ys, int n_ys) {
+  kg_module *m = a->g.m;
+  char *fwd = calloc((size_t)a->n + 1, 1), *bwd = calloc((size_t)a->n + 1, 1);
+  int *stack = malloc(sizeof(int) * ((size_t)a->n + 1));
+  if (!fwd || !bwd || !stack) goto out;
+  for (int i = 0; i < n_xs; i++) fwd[xs[i].node] = 1;
+  /* forward: node indices are not topological, so iterate to a fixpoint */
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int v = 0; v < a->n; v++) {
+      if (fwd[v] || m->nodes[v].dead) continue;
+      for (int k = 0; k < m->nodes[v].n_in; k++)
+        if (fwd[m->nodes[v].in[k].node] && is_float_ref(m, m->nodes[v].in[k])) {
+          fwd[v] = changed = 1;
+          break;
+        }
+    }
+  }
+  int sp = 0;
+  for (int i = 0; i < n_ys; i++)
+    if (!bwd[ys[i].node]) bwd[stack[sp++] = ys[i].node] = 1;
+  while (sp) {
+    const kg_node *v = &m->nodes[stack[--sp]];
+    for (int k = 0; k < v->n_in; k++)
+      if (!bwd[v->in[k].node]) bwd[stack[sp++] = v->in[k].node] = 1;
+  }
+  for (int v = 0; v < a->n; v++) a->on_path[v] = fwd[v] && bwd[v];
+out:
+  free(fwd);
+  free(bwd);
+  free(stack);
+}
+
+static void replace_refs(kg_module *m, int node, int index, kg_ref by) {
+  for (int v = 0; v < m->n_nodes; v++)
+    for (int k = 0; k < m->nodes[v].n_in; k++)
+      if (m->nodes[v].in[k].node == node && m->nodes[v].in[k].index == index) m->nodes[v].in[k] = by;
+  for (int e = 0; e < m->n_entries; e++)
+    for (int k = 0; k < m->entries[e].n_fetches; k++)
+      if (m->entries[e].fetches[k].node == node && m->entries[e].fetches[k].index == index)
+        m->entries[e].fetches[k] = by;
+}
+
+static void replace_in_program(kg_stmt **s, int n, int node, int index, kg_ref by) {
+  for (int i = 0; i < n; i++) {
+    if (s[i]->kind == KG_STMT_PRINT && s[i]->ref.node == node && s[i]->ref.index == index) s[i]->ref = by;
+    replace_in_program(s[i]->body, s[i]->n_body, node, index, by);
+  }
+}
+
+static bool expand(kg_module *m, int gi, kc_diag *d) {
+  const kg_node *G = &m->nodes[gi];
+  int n_ys = (int)kg_attr_int(G, "ys", 1);
+  bool with_grad_ys = kg_attr_bool(G, "grad_ys", false);
+  int n_xs = G->n_in - n_ys - (with_grad_ys ? n_ys : 0);
+  kg_ref ys[64], xs[256], gys[64];
+  memcpy(ys, G->in, sizeof(kg_ref) * (size_t)n_ys);
+  memcpy(xs, G->in + n_ys, sizeof(kg_ref) * (size_t)n_xs);
+  if (with_grad_ys) memcpy(gys, G->in + n_ys + n_xs, sizeof(kg_ref) * (size_t)n_ys);
+  const char *gname = G->name;
+  kc_loc gloc = G->loc;
+
+  adctx a = {{m, d, gname, gloc, false}, m->n_nodes, NULL, NULL, NULL};
+  a.base = malloc(sizeof(int) * ((size_t)a.n + 1));
+  a.on_path = calloc((size_t)a.n + 1, 1);
+  int *order = malloc(sizeof(int) * ((size_t)a.n + 1));
+  int slots = 0;
+  for (int v = 0; v < a.n; v++) a.base[v] = slots, slots += m->nodes[v].n_out;
+  a.acc = malloc(sizeof(kg_ref) * ((size_t)slots + 1));
+  bool ok = a.base && a.on_path && order && a.acc;
+  for (int s = 0; ok && s < slots; s++) a.acc[s] = KG_NOREF;
+  if (ok) mark_path(&a, xs, n_xs, ys, n_ys);
+
+  /* seeds: d(y)/d(y) = 1 for scalar ys, else the given initial gradients */
+  for (int i = 0; ok && i < n_ys; i++) {
+    const kg_type *t = kg_ref_type(m, ys[i]);
+    if (with_grad_ys) {
+      accumulate(&a, ys[i], gys[i]);
+    } else if (t->shape.rank != 0) {
+      char buf[128];
+      ok = kc_error(d, gloc, "gradients of '%s', which is %s, not a scalar: give initial gradients (grad_ys=true and one more operand per y)",
+                    m->nodes[ys[i].node].name, kg_type_str(t, buf, sizeof buf));
+    } else {
+      accumulate(&a, ys[i], kb_scalar(&a.g, t->dtype, 1.0));
+    }
+  }
+  int n_order = ok ? topo(&a, ys, n_ys, order) : 0;
+  for (int i = n_order; ok && i-- > 0 && !a.g.failed;) {
+    int v = order[i];
+    const kg_node *n = &m->nodes[v];
+    if (!n->n_in) continue;
+    kg_ref dy[256], dx[256];
+    bool any = false;
+    for (int k = 0; k < n->n_out && k < 256; k++) any |= (dy[k] = a.acc[a.base[v] + k]).node >= 0;
+    if (!any) continue;
+    bool wants = false; /* does any float operand on the path need a gradient? */
+    for (int k = 0; k < n->n_in; k++) wants |= a.on_path[n->in[k].node] && is_float_ref(m, n->in[k]);
+    if (!wants) continue;
+    if (kc_ops[n->op].grad == kc_grad_none) {
+      ok = kc_error(d, n->loc, "cannot differentiate through '%s': op '%s' has no gradient (on the path from the xs of '%s' to its ys)",
+                    n->name, kc_ops[n->op].name, gname);
+      break;
+    }
+    for (int k = 0; k < n->n_in; k++) dx[k] = KG_NOREF;
+    a.g.prefix = kc_sprintf(m->arena, "%s/%s", gname, n->name);
+    a.g.loc = n->loc;
+    if (!kc_ops[n->op].grad(&a.g, v, dy, dx) || a.g.failed) {
+      ok = false;
+      break;
+    }
+    n = &m->nodes[v];
+    for (int k = 0; k < n->n_in; k++)
+      if (dx[k].node >= 0 && a.on_path[n->in[k].node] && is_float_ref(m, n->in[k])) accumulate(&a, n->in[k], dx[k]);
+  }
+  a.g.prefix = gname;
+  a.g.loc = gloc;
+  ok = ok && !a.g.failed;
+  kg_ref results[256];
+  for (int k = 0; ok && k < n_xs; k++) {
+    kg_ref r = a.acc[a.base[xs[k].node] + xs[k].index];
+    const kg_node *x = &m->nodes[xs[k].node];
+    if (r.node < 0) {
+      if (x->op != KC_OP_VARIABLE) {
+        ok = kc_error(d, gloc, "'%s' asks for the gradient with respect to '%s', which does not reach its ys", gname,
+                      x->name);
+        break;
+      }
+      r = kb_zeros(&a.g, kg_ref_type(m, xs[k])); /* a variable the loss does not use: zero gradient */
+    }
+    results[k] = r;
+  }
+  if (ok && !a.g.failed) {
+    for (int k = 0; k < n_xs; k++) {
+      replace_refs(m, gi, k, results[k]);
+      replace_in_program(m->program, m->n_program, gi, k, results[k]);
+    }
+    m->nodes[gi].dead = true;
+  }
+  free(a.base);
+  free(a.on_path);
+  free(a.acc);
+  free(order);
+  return ok && !a.g.failed;
+}
+
+bool kc_pass_autodiff(kg_module *m, kc_diag *d) {
+  int n = m->n_nodes;
+  bool any = false;
+  for (int v = 0; v < n; v++)
+    if (!m->nodes[v].dead && m->nodes[v].op == KC_OP_GRADIENTS) {
+      if (!expand(m, v, d)) return false;
+      any = true;
+    }
+  /* a gradients node may have been fed to another: those refs moved, so
+   * a later expansion sees plain nodes */
+  if (any) kc_module_compact(m);
+  return true;
+}

@@ -3,8 +3,8 @@
 #include <string.h>
 
 const kc_op kc_ops[KC_OP_COUNT] = {
-#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, doc) \
-  {name, operands, attrs, dtypes, expr, flags, infer, lower, grad, doc},
+#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, expand, doc) \
+  {name, operands, attrs, dtypes, expr, flags, infer, lower, grad, expand, doc},
 #include "ir/ops.def"
 #undef OP
 };

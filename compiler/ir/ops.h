@@ -21,6 +21,9 @@
  *   grad      gradient rule for the autodiff pass; elementwise ops all name
  *             kc_grad_elementwise, which differentiates `expr` symbolically;
  *             kc_grad_none marks an op gradients cannot pass through
+ *   expand    for composite ops, the expansion into primitive ops (the
+ *             expand pass runs it, so such ops need no lowering or
+ *             gradient of their own); kc_expand_none otherwise
  *   doc       one line for docs/ops.md and `kiln ops`
  */
 #ifndef KILN_OPS_H
@@ -55,6 +58,10 @@ typedef bool (*kc_lower_fn)(struct kl_ctx *L, int node);
  * into dx[i] (leave node -1 where none flows, e.g. integer operands).
  * See passes/autodiff.h for the context and the node builders. */
 typedef bool (*kc_grad_fn)(struct kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx);
+/* Expansion of a composite op (batch_norm, apply_momentum, ...) into
+ * primitive nodes, run by the expand pass before autodiff: builds the
+ * replacement and writes the refs that stand for each output into out[]. */
+typedef bool (*kc_expand_fn)(struct kc_grad_ctx *g, int node, kg_ref *out);
 
 typedef struct kc_op {
   const char *name;
@@ -66,11 +73,12 @@ typedef struct kc_op {
   kc_infer_fn infer;
   kc_lower_fn lower;
   kc_grad_fn grad;
+  kc_expand_fn expand; /* kc_expand_none for every op that is not composite */
   const char *doc;
 } kc_op;
 
 enum {
-#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, doc) KC_OP_##id,
+#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, expand, doc) KC_OP_##id,
 #include "ir/ops.def"
 #undef OP
   KC_OP_COUNT
@@ -86,16 +94,17 @@ int kc_op_min_operands(int op);
 int kc_op_max_operands(int op); /* -1: variadic */
 
 /* Declarations of the shape rules and lowerings the table names. */
-#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, doc) \
+#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, expand, doc) \
   bool infer(kc_infer_ctx *c, kg_node *n);
 #include "ir/ops.def"
 #undef OP
-#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, doc) \
+#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, expand, doc) \
   bool lower(struct kl_ctx *L, int node);
 #include "ir/ops.def"
 #undef OP
-#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, doc) \
-  bool grad(struct kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx);
+#define OP(id, name, operands, attrs, dtypes, expr, flags, infer, lower, grad, expand, doc) \
+  bool grad(struct kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx);                  \
+  bool expand(struct kc_grad_ctx *g, int node, kg_ref *out);
 #include "ir/ops.def"
 #undef OP
 

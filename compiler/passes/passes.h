@@ -5,6 +5,8 @@
 
 #include "ir/ir.h"
 
+/* Rewrites composite ops into primitive ones (before autodiff). */
+bool kc_pass_expand(kg_module *m, kc_diag *d);
 /* Removes nodes unreachable from entries and the program. */
 bool kc_pass_dce(kg_module *m, kc_diag *d);
 

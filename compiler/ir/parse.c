@@ -33,7 +33,7 @@ typedef struct parser {
   int n_pend, cap_pend;
   bool failed;
   const char *device; /* innermost `device X { }` block */
-  int anon;
+  int depth; /* nesting of calls inside calls */
 } parser;
 
 /* A literal before it meets its dtype. */
@@ -98,10 +98,19 @@ static bool ident(parser *p, const char **s, size_t *len, const char *what) {
   return true;
 }
 
+/* The current token as a NUL-terminated string (the source is not). */
+static const char *tok_text(parser *p, char *buf, size_t n) {
+  size_t len = p->tok.len < n - 1 ? p->tok.len : n - 1;
+  memcpy(buf, p->tok.s, len);
+  buf[len] = 0;
+  return buf;
+}
+
 static bool int_tok(parser *p, int64_t *v) {
   if (p->tok.kind != KC_TOK_INT) return fail(p, "an integer");
   errno = 0;
-  *v = strtoll(p->tok.s, NULL, 10);
+  char buf[64];
+  *v = strtoll(tok_text(p, buf, sizeof buf), NULL, 10);
   if (errno) {
     kc_error(p->diag, p->tok.loc, "integer out of range");
     p->failed = true;
@@ -141,6 +150,13 @@ static bool parse_type(parser *p, kg_type *t) {
       t->shape.dim[t->shape.rank++] = d;
     } while (accept(p, ','));
   }
+  /* sizes are computed in int64 everywhere: keep every tensor far below that */
+  int64_t bytes = (int64_t)kg_dtype_size(t->dtype);
+  for (int i = 0; i < t->shape.rank; i++)
+    if (__builtin_mul_overflow(bytes, t->shape.dim[i], &bytes) || bytes > ((int64_t)1 << 40)) {
+      kc_error(p->diag, loc, "the type is too large (more than 2^40 bytes)");
+      return p->failed = true, false;
+    }
   return expect(p, ']');
 }
 
@@ -184,7 +200,8 @@ static bool lit_push(parser *p, literal *l, double f, int64_t i, bool is_float) 
 static bool parse_scalar(parser *p, literal *l) {
   if (p->tok.kind == KC_TOK_INT) {
     errno = 0;
-    long long v = strtoll(p->tok.s, NULL, 10);
+    char buf[64];
+    long long v = strtoll(tok_text(p, buf, sizeof buf), NULL, 10);
     if (errno) {
       kc_error(p->diag, p->tok.loc, "integer out of range");
       return p->failed = true, false;
@@ -193,9 +210,12 @@ static bool parse_scalar(parser *p, literal *l) {
     return lit_push(p, l, (double)v, v, false);
   }
   if (p->tok.kind == KC_TOK_FLOAT) {
-    double v = strtod(p->tok.s, NULL);
+    char buf[64];
+    double v = strtod(tok_text(p, buf, sizeof buf), NULL);
     next(p);
-    return lit_push(p, l, v, (int64_t)v, true);
+    /* the integer view of a float literal is only used for error checks */
+    int64_t iv = v > -9.2e18 && v < 9.2e18 ? (int64_t)v : 0;
+    return lit_push(p, l, v, iv, true);
   }
   if (is_word(p, "true") || is_word(p, "false")) {
     int v = is_word(p, "true");
@@ -245,7 +265,7 @@ static bool parse_lit_rec(parser *p, literal *l, int depth) {
   if (l->dim[depth] == -1) {
     l->dim[depth] = count;
   } else if (l->dim[depth] != count) {
-    kc_error(p->diag, loc, "ragged literal: %lld elements where %lld were expected", (long long)count,
+    kc_error(p->diag, loc, "ragged literal: %lld element(s) where %lld were expected", (long long)count,
              (long long)l->dim[depth]);
     return p->failed = true, false;
   }
@@ -274,13 +294,35 @@ static void store_elem(kiln_dtype dt, void *data, int64_t k, double f, int64_t i
   }
 }
 
+/* Constants are kept in the compiler and in the binary: a sane bound. */
+#define KILN_MAX_LITERAL_BYTES ((int64_t)1 << 30)
+
+static bool t_bytes_too_large(parser *p, const kg_type *t, kc_loc loc) {
+  if (kg_type_bytes(t) <= KILN_MAX_LITERAL_BYTES) return false;
+  char buf[160];
+  kc_error(p->diag, loc, "a literal of type %s is larger than 1 GiB; feed it or initialize it in the program instead",
+           kg_type_str(t, buf, sizeof buf));
+  p->failed = true;
+  return true;
+}
+
+static void int_range(kiln_dtype dt, int64_t *lo, int64_t *hi) {
+  switch (dt) {
+  case KILN_I8: *lo = INT8_MIN, *hi = INT8_MAX; break;
+  case KILN_U8: *lo = 0, *hi = UINT8_MAX; break;
+  case KILN_I32: *lo = INT32_MIN, *hi = INT32_MAX; break;
+  default: *lo = INT64_MIN, *hi = INT64_MAX; break;
+  }
+}
+
 /* Gives a literal its type: its shape must equal the type's, or it is a
  * scalar that fills the whole tensor. */
 static bool literal_to_tensor(parser *p, const literal *l, const kg_type *t, kc_loc loc,
                               kg_tensor *out) {
   int64_t numel = kg_shape_numel(&t->shape);
   bool scalar = l->rank == 0 && l->n == 1;
-  if (!scalar) {
+  if (t_bytes_too_large(p, t, loc)) return false;
+  if (!scalar && !(numel == 0 && l->n == 0)) {
     kg_shape ls = {.rank = l->rank};
     for (int i = 0; i < l->rank; i++) ls.dim[i] = l->dim[i];
     if (!kg_shape_eq(&ls, &t->shape)) {
@@ -297,6 +339,15 @@ static bool literal_to_tensor(parser *p, const literal *l, const kg_type *t, kc_
              kg_dtype_name(t->dtype));
     return p->failed = true, false;
   }
+  if (!l->any_float && kg_dtype_is_int(t->dtype)) {
+    int64_t lo, hi;
+    int_range(t->dtype, &lo, &hi);
+    for (int i = 0; i < l->n; i++)
+      if (l->i[i] < lo || l->i[i] > hi) {
+        kc_error(p->diag, loc, "%lld is out of range for %s", (long long)l->i[i], kg_dtype_name(t->dtype));
+        return p->failed = true, false;
+      }
+  }
   out->type = *t;
   out->data = kc_alloc(p->a, (size_t)kg_type_bytes(t));
   for (int64_t k = 0; k < numel; k++) {
@@ -308,22 +359,26 @@ static bool literal_to_tensor(parser *p, const literal *l, const kg_type *t, kc_
 
 /* ---- attributes ---- */
 
+/* The current string token's text with its escapes (\n \t \" \\) decoded. */
+static char *string_tok(parser *p) {
+  char *s = kc_alloc(p->a, p->tok.len);
+  size_t k = 0;
+  for (size_t i = 1; i + 1 < p->tok.len; i++) {
+    char c = p->tok.s[i];
+    if (c == '\\' && i + 2 < p->tok.len) {
+      c = p->tok.s[++i];
+      c = c == 'n' ? '\n' : c == 't' ? '\t' : c;
+    }
+    s[k++] = c;
+  }
+  s[k] = 0;
+  return s;
+}
+
 static bool parse_attr_value(parser *p, kg_attr *at) {
   if (p->tok.kind == KC_TOK_STRING) {
-    size_t n = p->tok.len - 2;
-    char *s = kc_alloc(p->a, n + 1);
-    size_t k = 0;
-    for (size_t i = 1; i + 1 < p->tok.len; i++) {
-      char c = p->tok.s[i];
-      if (c == '\\' && i + 2 < p->tok.len) {
-        c = p->tok.s[++i];
-        c = c == 'n' ? '\n' : c == 't' ? '\t' : c;
-      }
-      s[k++] = c;
-    }
-    s[k] = 0;
     at->kind = KG_ATTR_STRING;
-    at->s = s;
+    at->s = string_tok(p);
     next(p);
     return true;
   }
@@ -516,14 +571,20 @@ static int parse_call(parser *p, const char *name, kc_loc loc) {
     if (!expect(p, '>')) return -1;
   }
   if (!expect(p, '(')) return -1;
-  arg args[256];
-  int n_args = 0;
+  int cap_args = 8, n_args = 0;
+  arg *args = kc_alloc(p->a, sizeof(arg) * (size_t)cap_args);
   bool has_literal = false;
   literal lit;
   kc_loc litloc = p->tok.loc;
   if (!is_punct(p, ')')) {
     do {
       if (n_args == 256) return fail(p, "at most 256 operands"), -1;
+      if (n_args == cap_args) {
+        arg *na = kc_alloc(p->a, sizeof(arg) * (size_t)cap_args * 2);
+        memcpy(na, args, sizeof(arg) * (size_t)n_args);
+        args = na;
+        cap_args *= 2;
+      }
       arg *ag = &args[n_args];
       ag->loc = p->tok.loc;
       if (op == KC_OP_CONST && n_args == 0 && p->tok.kind != KC_TOK_IDENT) {
@@ -549,7 +610,13 @@ static int parse_call(parser *p, const char *name, kc_loc loc) {
       p->tok = save_tok;
       if (nested) {
         const char *base = kc_sprintf(p->a, "%s/%.*s", name, (int)p->tok.len, p->tok.s);
+        if (++p->depth > 100) {
+          kc_error(p->diag, p->tok.loc, "calls nested more than 100 deep; name the intermediate nodes");
+          p->failed = true;
+          return -1;
+        }
         int k = parse_call(p, unique_name(p, base), p->tok.loc);
+        p->depth--;
         if (k < 0) return -1;
         ag->is_node = true;
         ag->node = k;
@@ -872,7 +939,7 @@ static kg_stmt *parse_stmt(parser *p, resolve_lists *rl) {
     next(p);
     if (p->tok.kind == KC_TOK_STRING) {
       st->kind = KG_STMT_PRINT_TEXT;
-      st->text = kc_strndup(p->a, p->tok.s + 1, p->tok.len - 2);
+      st->text = string_tok(p);
       next(p);
       return st;
     }
@@ -925,7 +992,12 @@ static bool resolve_ref(parser *p, const char *s, size_t len, kc_loc loc, kg_ref
   for (size_t i = len; i-- > 0;)
     if (s[i] == '.') {
       base = i;
-      index = atoi(s + i + 1);
+      for (size_t k = i + 1; k < len && index <= 65536; k++) index = index * 10 + (s[k] - '0');
+      if (index > 65535) {
+        kc_error(p->diag, loc, "output index in '%.*s' is out of range", (int)len, s);
+        p->failed = true;
+        return false;
+      }
       break;
     }
   int k = kc_module_find(p->m, s, base);

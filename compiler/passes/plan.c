@@ -73,7 +73,11 @@ static bool mark_needed(const kg_module *m, const kg_entry *e, char *need, int *
     int v = stack[--sp];
     const kg_node *n = &m->nodes[v];
     if (n->op == KC_OP_PLACEHOLDER && !is_fed(e, v)) {
-      ok = kc_error(d, e->loc, "entry '%s' needs placeholder '%s', which it does not feed", e->name, n->name);
+      if (e->synthesized)
+        ok = kc_error(d, e->loc, "this run needs placeholder '%s', which a program cannot feed (use an entry point)",
+                      n->name);
+      else
+        ok = kc_error(d, e->loc, "entry '%s' needs placeholder '%s', which it does not feed", e->name, n->name);
       continue;
     }
     if (n->op == KC_OP_PLACEHOLDER) continue;

@@ -176,12 +176,12 @@ static bool dtype_allowed(const char *spec, kiln_dtype dt) {
 
 static bool check_dtypes(kc_diag *d, kg_module *m, kg_node *n) {
   const kc_op *op = &kc_ops[n->op];
+  /* the principal operand: the first one that is used as a tensor (a
+   * variable read as a value counts; `ref:var` and `q:queue` operands do
+   * not, except that an assignment checks its variable) */
   int first = -1;
-  for (int i = 0; i < n->n_in; i++)
-    if (m->nodes[n->in[i].node].op != KC_OP_QUEUE && m->nodes[n->in[i].node].op != KC_OP_VARIABLE) {
-      first = i;
-      break;
-    }
+  for (int i = 0; i < n->n_in && first < 0; i++)
+    if (!*operand_kind(op->operands, i)) first = i;
   if (n->op == KC_OP_SELECT) first = n->n_in > 1 ? 1 : -1;
   if (n->op == KC_OP_ASSIGN || n->op == KC_OP_ASSIGN_ADD || n->op == KC_OP_ASSIGN_SUB) first = 0;
   kiln_dtype dt;
@@ -340,6 +340,17 @@ static bool verify_entries(kc_diag *d, kg_module *m) {
   return ok;
 }
 
+static bool verify_stmts(kc_diag *d, kg_module *m, kg_stmt *const *s, int n) {
+  bool ok = true;
+  for (int i = 0; i < n; i++) {
+    if (s[i]->kind == KG_STMT_PRINT && !kg_ref_type(m, s[i]->ref))
+      ok = kc_error(d, s[i]->loc, "print '%s': it has no result to print (%s)", m->nodes[s[i]->ref.node].name,
+                    kc_ops[m->nodes[s[i]->ref.node].op].name);
+    ok &= verify_stmts(d, m, s[i]->body, s[i]->n_body);
+  }
+  return ok;
+}
+
 bool kc_verify(kg_module *m, kc_diag *d) {
   int errors = d->n_errors;
   int *order = malloc(sizeof(int) * ((size_t)m->n_nodes + 1));
@@ -358,5 +369,6 @@ bool kc_verify(kg_module *m, kc_diag *d) {
   }
   free(order);
   if (d->n_errors == errors) verify_entries(d, m);
+  if (d->n_errors == errors) verify_stmts(d, m, m->program, m->n_program);
   return d->n_errors == errors;
 }

@@ -930,12 +930,135 @@ bool kc_grad_pad(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
   return true;
 }
 
+/* strided_slice's gradient scatters dy back into zeros of the input's
+ * shape: strided_slice_grad, with the forward node's attributes. */
 bool kc_grad_strided_slice(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
-  return kc_error(g->d, g->m->nodes[node].loc, "the gradient of strided_slice ('%s') is not implemented yet",
-                  g->m->nodes[node].name);
+  const kg_node *n = &g->m->nodes[node];
+  kg_shape in = kb_type(g, n->in[0])->shape;
+  int na = n->n_attrs;
+  kg_attr attrs[16];
+  if (na > 15) na = 15;
+  memcpy(attrs, n->attrs, sizeof(kg_attr) * (size_t)na);
+  attrs[na] = kb_attr_ints(g, "shape", in.dim, in.rank);
+  dx[0] = kb_node(g, KC_OP_STRIDED_SLICE_GRAD, dy, 1, attrs, na + 1);
+  return true;
 }
 
+/* gather's gradient adds the slices of dy into zeros of params' shape at the
+ * gathered indices (repeated indices accumulate). */
 bool kc_grad_gather(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
-  return kc_error(g->d, g->m->nodes[node].loc, "the gradient of gather ('%s') is not implemented yet",
-                  g->m->nodes[node].name);
+  const kg_node *n = &g->m->nodes[node];
+  kg_shape ps = kb_type(g, n->in[0])->shape;
+  kg_ref in[] = {dy[0], n->in[1]};
+  kg_attr attrs[] = {kb_attr_ints(g, "shape", ps.dim, ps.rank), kb_attr_int("axis", kg_attr_int(n, "axis", 0))};
+  dx[0] = kb_node(g, KC_OP_SCATTER_ADD, in, 2, attrs, 2);
+  return true;
+}
+
+/* ---- the scatters that gradients use ---- */
+
+static bool shape_attr(kc_infer_ctx *c, const kg_node *n, kg_shape *s) {
+  int cnt = 0;
+  const int64_t *v = NULL;
+  if (!kc_attr_ints(n, "shape", &cnt, &v) || cnt > KILN_MAX_RANK) return kc_node_error(c, n, "needs a shape of rank <= %d", KILN_MAX_RANK);
+  s->rank = cnt;
+  for (int i = 0; i < cnt; i++) {
+    if (v[i] < 0) return kc_node_error(c, n, "negative dimension in shape");
+    s->dim[i] = v[i];
+  }
+  return check_size(c, n, s);
+}
+
+bool kc_infer_strided_slice_grad(kc_infer_ctx *c, kg_node *n) {
+  kg_shape in;
+  if (!shape_attr(c, n, &in)) return false;
+  ss_plan p;
+  char err[256];
+  if (!ss_compute(n, &in, &p, err, sizeof err)) return kc_node_error(c, n, "%s", err);
+  kg_shape s = {.rank = p.out_rank};
+  for (int d = 0; d < p.out_rank; d++) s.dim[d] = p.from[d] < 0 ? 1 : p.count[p.from[d]];
+  const kg_type *dy = kc_in_type(c, n, 0);
+  if (!kg_shape_eq(&s, &dy->shape)) {
+    char a[96], b[96];
+    return kc_node_error(c, n, "dy is %s but the slice of %s is %s", kc_shape_str(&dy->shape, a, sizeof a),
+                         kc_shape_str(&in, b, sizeof b), kc_shape_str(&s, a, sizeof a));
+  }
+  kc_set_out(c, n, dy->dtype, &in);
+  return true;
+}
+
+/* Zeros, then dy copied into the strided view (a strided slice selects each
+ * element at most once, so a copy is a scatter). */
+bool kl_lower_strided_slice_grad(kl_ctx *L, int node) {
+  const kg_type *dy = kl_in_type(L, node, 0), *x = kl_out_type(L, node, 0);
+  ss_plan sp;
+  char err[256];
+  if (!ss_compute(&L->m->nodes[node], &x->shape, &sp, err, sizeof err)) return false;
+  kl_memset0(L, kl_out(L, node, 0), kg_type_bytes(x));
+  int64_t ist[KILN_MAX_RANK];
+  row_strides(&x->shape, ist);
+  copy_plan p = plan_from(&dy->shape);
+  for (int i = 0; i < x->shape.rank; i++) p.dst_off += sp.start[i] * ist[i];
+  for (int d = 0; d < p.rank; d++) {
+    int f = sp.from[d];
+    p.dst_stride[d] = f < 0 || sp.count[f] < 2 ? 0 : sp.step[f] * ist[f];
+  }
+  emit_copy(L, x->dtype, kl_out(L, node, 0), kl_in(L, node, 0), &p);
+  return true;
+}
+
+bool kc_infer_scatter_add(kc_infer_ctx *c, kg_node *n) {
+  kg_shape ps;
+  if (!shape_attr(c, n, &ps)) return false;
+  const kg_type *u = kc_in_type(c, n, 0), *it = kc_in_type(c, n, 1);
+  char b[160];
+  if (it->dtype != KILN_I32 && it->dtype != KILN_I64)
+    return kc_node_error(c, n, "indices are %s; they must be i32 or i64", kg_type_str(it, b, sizeof b));
+  int ax = 0;
+  if (!kc_axis(c, n, kg_attr_int(n, "axis", 0), ps.rank, &ax)) return false;
+  kg_shape want = {.rank = ps.rank - 1 + it->shape.rank};
+  int k = 0;
+  for (int d = 0; d < ax; d++) want.dim[k++] = ps.dim[d];
+  for (int d = 0; d < it->shape.rank; d++) want.dim[k++] = it->shape.dim[d];
+  for (int d = ax + 1; d < ps.rank; d++) want.dim[k++] = ps.dim[d];
+  if (!kg_shape_eq(&want, &u->shape)) {
+    char a[96], bb[96];
+    return kc_node_error(c, n, "updates are %s; gathering that shape's indices gives %s", kc_shape_str(&u->shape, a, sizeof a),
+                         kc_shape_str(&want, bb, sizeof bb));
+  }
+  kc_set_out(c, n, u->dtype, &ps);
+  return true;
+}
+
+/* out viewed as [outer, A, inner], updates as [outer, N, inner]:
+ * out[o, indices[k], :] += updates[o, k, :], after the same index check as
+ * gather. */
+bool kl_lower_scatter_add(kl_ctx *L, int node) {
+  const kg_node *n = &L->m->nodes[node];
+  const kg_type *ot = kl_out_type(L, node, 0), *it = kl_in_type(L, node, 1);
+  int64_t axis = kg_attr_int(n, "axis", 0);
+  int ax = (int)(axis < 0 ? axis + ot->shape.rank : axis);
+  int64_t outer = prod(ot->shape.dim, 0, ax), A = ot->shape.dim[ax];
+  int64_t inner = prod(ot->shape.dim, ax + 1, ot->shape.rank), N = kg_shape_numel(&it->shape);
+  LLVMValueRef upd = kl_in(L, node, 0), idx = kl_in(L, node, 1), out = kl_out(L, node, 0);
+  kl_memset0(L, out, kg_type_bytes(ot));
+  if (N == 0) return true;
+  kl_loop chk = kl_for(L, kl_i64(L, N), "scatter_check");
+  LLVMValueRef k = load_index(L, it->dtype, idx, chk.index);
+  kl_fail_if(L, LLVMBuildICmp(L->B, LLVMIntUGE, k, kl_i64(L, A), ""), node,
+             kc_sprintf(L->m->arena, "scatter index out of range [0, %lld) for axis %d", (long long)A, ax));
+  kl_for_end(L, &chk);
+  if (outer == 0 || inner == 0) return true;
+  span so = span_begin(L, outer, "scatter_outer"), sk = span_begin(L, N, "scatter");
+  k = load_index(L, it->dtype, idx, sk.i);
+  LLVMValueRef di = madd(L, madd(L, so.i, A, k), inner, NULL);
+  LLVMValueRef si = madd(L, madd(L, so.i, N, sk.i), inner, NULL);
+  span si_ = span_begin(L, inner, "scatter_inner");
+  LLVMValueRef d = LLVMBuildAdd(L->B, di, si_.i, ""), s2 = LLVMBuildAdd(L->B, si, si_.i, "");
+  LLVMValueRef args[] = {kl_load(L, ot->dtype, out, d), kl_load(L, ot->dtype, upd, s2)};
+  kl_store(L, ot->dtype, out, d, kl_prim(L, "add", ot->dtype, ot->dtype, args, 2));
+  span_end(L, &si_);
+  span_end(L, &sk);
+  span_end(L, &so);
+  return true;
 }

@@ -131,3 +131,19 @@ g("d_stop_gradient", """
     y = mul(x, stop_gradient(x))
 """, {"x": R(3)}, ["x"], lambda x: x * x, rtol=1e-4)  # replaced below: the stopped branch counts as a constant
 CASES[-1].ref = lambda x, gw: [gw * x]  # d(x * const(x)) / dx = const(x)
+
+g("d_strided_slice", """
+    x = placeholder() : f64[5,6]
+    y = strided_slice(x) {begin=[4, 1], end=[0, 6], strides=[-2, 2]}
+""", {"x": R(5, 6)}, ["x"], lambda x: x[4:0:-2, 1:6:2])
+g("d_strided_slice_masks", """
+    x = placeholder() : f64[3,4,5]
+    y = strided_slice(x) {begin=[1, 0], end=[2, 3], strides=[1, 1], shrink_axis_mask=1, end_mask=2}
+""", {"x": R(3, 4, 5)}, ["x"], lambda x: x[1, 0:])
+for ax in (0, 1):
+    g("d_gather_axis%d" % ax, """
+        x = placeholder() : f64[4,3]
+        i = placeholder() : i32[5]
+        y = gather(x, i) {axis=%d}
+    """ % ax, {"x": R(4, 3), "i": np.array([0, 2, 2, 1, 0] if ax == 0 else [2, 0, 1, 1, 2], np.int32)}, ["x"],
+      lambda x, i, ax=ax: np.take(x, i, axis=ax))

@@ -93,7 +93,8 @@ def gradcase(name, body, feeds, wrt, ref, fetch="y", rtol=1e-4, atol=1e-6):
         return float(np.sum(np.asarray(ref(*args[:-1])) * args[-1]))
 
     def want(*args):
-        args = [np.array(a, dtype=np.float64) for a in args]
+        args = [np.array(a, dtype=np.float64) if np.issubdtype(np.asarray(a).dtype, np.floating) else np.array(a)
+                for a in args]
         return [numeric_grad(loss, args, names.index(x)) for x in wrt]
     return Case(name, grad_body, all_feeds, fetches, want, rtol, atol, None)
 

@@ -112,10 +112,15 @@ bench: $(B)/kiln $(B)/libkilnrt.a
 	@mkdir -p $(B)/bench
 	$(B)/kiln build -c bench/ew.kg -o $(B)/bench/ew.o
 	$(B)/kiln build -c bench/mm.kg -o $(B)/bench/mm.o
+	$(B)/kiln build -c bench/train.kg -o $(B)/bench/train.o
 	$(CC) -std=gnu17 -O2 -Iruntime -I$(B)/bench -o $(B)/bench/bench bench/bench.c $(B)/bench/ew.o $(B)/bench/mm.o \
-	  $(B)/libkilnrt.a -lopenblas -lpthread -lm
+	  $(B)/bench/train.o $(B)/libkilnrt.a -lopenblas -lpthread -lm
 	@echo "== one OpenBLAS thread"; OPENBLAS_NUM_THREADS=1 $(B)/bench/bench
 	@echo "== two OpenBLAS threads"; OPENBLAS_NUM_THREADS=2 $(B)/bench/bench
+	@echo "== training step vs PyTorch (python3-torch), one thread"
+	@dpkg-query -W -f='$${Status}' python3-torch 2>/dev/null | grep -q 'install ok installed' || \
+	  { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get install -y -qq python3-torch; }
+	@OPENBLAS_NUM_THREADS=1 $(PYTHON) bench/torch_train.py --kiln-ms $$(OPENBLAS_NUM_THREADS=1 $(B)/bench/bench train)
 
 install: $(B)/kiln $(B)/libkilnrt.a
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/kiln \

@@ -3,6 +3,9 @@
  *   elementwise  z = x*y + 1 over 4M floats  vs  a plain C loop doing the same
  *                (and the memory traffic as a fraction of memcpy bandwidth)
  *   matmul       512^3 through kiln         vs  cblas_sgemm called directly
+ *   train        one SGD step of a 784-512-10 MLP, batch 256 (`bench train`
+ *                prints its time alone, for bench/torch_train.py to compare
+ *                against the same step in PyTorch)
  * Each figure is the best of several repetitions. */
 #include <cblas.h>
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include <time.h>
 #include "ew.h"
 #include "mm.h"
+#include "train.h"
 
 static double now(void) {
   struct timespec t;
@@ -34,7 +38,27 @@ static void plain_loop(const float *x, const float *y, float *z, long n) {
   for (long i = 0; i < n; i++) z[i] = x[i] * y[i] + 1.0f;
 }
 
-int main(void) {
+/* Milliseconds of one training step (best of 20 after a warm-up). */
+static double train_step_ms(void) {
+  train_t *t = train_create();
+  train_run_in *in = calloc(1, sizeof *in);
+  train_run_out out;
+  for (int i = 0; i < 256; i++) {
+    for (int j = 0; j < 784; j++) in->x[i][j] = (float)((i * 7 + j * 3) % 17) / 17.0f;
+    in->labels[i][i % 10] = 1.0f;
+  }
+  train_run(t, in, &out);
+  double best = BEST_OF(20, train_run(t, in, &out));
+  train_destroy(t);
+  free(in);
+  return best * 1e3;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "train")) {
+    printf("%.3f\n", train_step_ms());
+    return 0;
+  }
   const long N = 4194304;
   ew_t *e = ew_create();
   mm_t *m = mm_create();

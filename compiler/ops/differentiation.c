@@ -90,6 +90,11 @@ bool kc_grad_elementwise(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx)
     kc_expr *d = kc_expr_diff(m->arena, e, i, err, sizeof err);
     if (!d) return kc_error(g->d, m->nodes[node].loc, "%s", err);
     if (d->kind == KC_EXPR_NUM && d->num == 0) continue; /* piecewise constant */
+    kg_shape to = it->shape;
+    if (d->kind == KC_EXPR_NUM && d->num == 1 && kg_shape_eq(&kg_ref_type(m, dy[0])->shape, &out.shape)) {
+      dx[i] = kb_sum_to(g, dy[0], &to); /* add, identity-like: dy itself */
+      continue;
+    }
     kc_expr *prod = kc_alloc(m->arena, sizeof *prod);
     prod->kind = KC_EXPR_CALL;
     prod->prim = "mul";
@@ -97,7 +102,6 @@ bool kc_grad_elementwise(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx)
     prod->args[0] = dyv;
     prod->args[1] = d;
     prod->to = prod->hint = -1;
-    kg_shape to = it->shape;
     kg_ref full = kb_fused(g, prod, in, n_in + 1, it->dtype, &out.shape);
     dx[i] = kb_sum_to(g, full, &to);
   }

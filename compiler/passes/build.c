@@ -50,6 +50,11 @@ kg_ref kb_node(kc_grad_ctx *g, int op, const kg_ref *in, int n_in, const kg_attr
   return add_node(g, op, NULL, in, n_in, attrs, n_attrs);
 }
 
+kg_ref kb_typed_node(kc_grad_ctx *g, int op, const kg_type *t, const kg_ref *in, int n_in, const kg_attr *attrs,
+                     int n_attrs) {
+  return add_node(g, op, t, in, n_in, attrs, n_attrs);
+}
+
 kg_ref kb_unary(kc_grad_ctx *g, int op, kg_ref x) { return kb_node(g, op, &x, 1, NULL, 0); }
 
 kg_ref kb_binary(kc_grad_ctx *g, int op, kg_ref x, kg_ref y) {
@@ -149,11 +154,63 @@ kg_ref kb_broadcast(kc_grad_ctx *g, kg_ref x, const kg_shape *s) {
   return kb_node(g, KC_OP_BROADCAST_TO, &x, 1, &a, 1);
 }
 
+static void mark_vars(const kc_expr *e, bool *used) {
+  if (e->kind == KC_EXPR_VAR) used[e->var] = true;
+  for (int i = 0; i < e->n_args; i++) mark_vars(e->args[i], used);
+}
+
+static void renumber_vars(kc_expr *e, const int *map) {
+  if (e->kind == KC_EXPR_VAR) e->var = map[e->var];
+  for (int i = 0; i < e->n_args; i++) renumber_vars(e->args[i], map);
+}
+
+/* Operands the expression does not read are dropped (one is kept so the
+ * node still has a shape to broadcast to). */
 kg_ref kb_fused(kc_grad_ctx *g, const kc_expr *expr, const kg_ref *in, int n_in, kiln_dtype dt, const kg_shape *shape) {
+  bool used[64] = {0};
+  int map[64], k = 0;
+  kg_ref kept[64];
+  if (n_in > 64) n_in = 64;
+  mark_vars(expr, used);
+  for (int i = 0; i < n_in; i++)
+    if (used[i]) map[i] = k, kept[k++] = in[i];
+  if (!k && n_in) kept[k++] = in[n_in - 1];
+  kc_expr *e = kc_expr_copy(g->m->arena, expr);
+  renumber_vars(e, map);
   kg_attr a = {0};
   a.name = "expr";
   a.kind = KG_ATTR_STRING;
-  a.s = kc_expr_print(g->m->arena, expr);
+  a.s = kc_expr_print(g->m->arena, e);
   kg_type t = {dt, *shape};
-  return add_node(g, KC_OP_FUSED, &t, in, n_in, &a, 1);
+  return add_node(g, KC_OP_FUSED, &t, kept, k, &a, 1);
+}
+
+kg_ref kb_variable(kc_grad_ctx *g, const char *name, const kg_type *t, const kg_attr *init, int n_init) {
+  if (g->failed) return KG_NOREF;
+  int prev = kc_module_find(g->m, name, strlen(name));
+  if (prev >= 0) {
+    g->failed = true;
+    kc_error(g->d, g->loc, "cannot create variable '%s': the name is taken by a %s", name, kc_ops[g->m->nodes[prev].op].name);
+    return KG_NOREF;
+  }
+  kg_node n = {0};
+  n.name = kc_strdup(g->m->arena, name);
+  n.op = KC_OP_VARIABLE;
+  n.loc = g->loc;
+  n.in = kc_alloc(g->m->arena, sizeof(kg_ref));
+  n.out = kc_alloc(g->m->arena, sizeof(kg_type));
+  n.out[0] = *t;
+  n.n_out = 1;
+  n.out_declared = true;
+  n.attrs = kc_alloc(g->m->arena, sizeof(kg_attr) * (size_t)(n_init + 1));
+  for (int i = 0; i < n_init; i++)
+    if (strcmp(init[i].name, "trainable")) n.attrs[n.n_attrs++] = init[i];
+  n.attrs[n.n_attrs++] = kb_attr_bool("trainable", false);
+  for (int i = 0; i < n.n_attrs; i++) n.attrs[i].loc = g->loc;
+  int idx = kc_module_add_node(g->m, &n);
+  if (!kc_verify_node(g->m, idx, g->d)) {
+    g->failed = true;
+    return KG_NOREF;
+  }
+  return (kg_ref){idx, 0};
 }

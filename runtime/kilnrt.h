@@ -80,7 +80,7 @@ typedef struct kiln_module_desc {
 } kiln_module_desc;
 
 /* The instance: state of one loaded module.  Generated code reads the first
- * three fields directly (by index), so they stay first and in this order. */
+ * four fields directly (by index), so they stay first and in this order. */
 struct kiln_inst {
   uint8_t *vars;
   uint8_t *arena;
@@ -136,7 +136,8 @@ void kiln_queue_close(kiln_queue *q, int cancel_pending);
 /* ---- random numbers (seeded, reproducible; counter-based) ---- */
 
 /* Fills `n` values of `dtype` at `out`: kind 0 = uniform in [a, b),
- * kind 1 = normal with mean a and stddev b.  The stream is a pure function of
+ * kind 1 = normal with mean a and stddev b, kind 2 = the same normal
+ * truncated to two stddevs (values beyond are redrawn, as TF's).  The stream is a pure function of
  * (seed, *counter); *counter advances so the next call draws new numbers. */
 int kiln_rt_random(kiln_inst *inst, int32_t dtype, int32_t kind, int64_t n, void *out,
                    double a, double b, uint64_t seed, uint64_t *counter);

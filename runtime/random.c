@@ -114,15 +114,15 @@ int kiln_rt_random(kiln_inst *inst, int32_t dtype, int32_t kind, int64_t n, void
                    double a, double b, uint64_t seed, uint64_t *counter) {
   if (n < 0) return kiln_fail(inst, KILN_ERROR, "random: negative element count %lld", (long long)n);
   if (n > 0 && !out) return kiln_fail(inst, KILN_ERROR, "random: no output buffer");
-  if (kind != 0 && kind != 1)
-    return kiln_fail(inst, KILN_ERROR, "random: unknown distribution kind %d (0 = uniform, 1 = normal)",
-                     (int)kind);
+  if (kind < 0 || kind > 2)
+    return kiln_fail(inst, KILN_ERROR,
+                     "random: unknown distribution kind %d (0 = uniform, 1 = normal, 2 = truncated normal)", (int)kind);
   int is_float = dtype == KILN_F32 || dtype == KILN_F64;
   int is_int = dtype == KILN_I32 || dtype == KILN_I64;
   if (kind == 0 && !is_float && !is_int)
     return kiln_fail(inst, KILN_ERROR, "random uniform: unsupported dtype %s (need f32, f64, i32 or i64)",
                      kiln_dtype_name(dtype));
-  if (kind == 1 && !is_float)
+  if (kind >= 1 && !is_float)
     return kiln_fail(inst, KILN_ERROR, "random normal: unsupported dtype %s (need f32 or f64)",
                      kiln_dtype_name(dtype));
 
@@ -142,6 +142,16 @@ int kiln_rt_random(kiln_inst *inst, int32_t dtype, int32_t kind, int64_t n, void
     for (int64_t i = 0; i < n; i++) {
       double v = a + (b - a) * unit_f64(&s);
       o[i] = v < b || !(a < b) ? v : nextafter(b, a);
+    }
+  } else if (kind == 2) { /* TF's truncated_normal: redraw beyond two stddevs */
+    for (int64_t i = 0; i < n;) {
+      double u1 = ((next64(&s) >> 11) + 1.0) * 0x1p-53, u2 = unit_f64(&s), z[2];
+      box_muller(u1, u2, &z[0], &z[1]);
+      for (int k = 0; k < 2 && i < n; k++) {
+        if (z[k] < -2 || z[k] > 2) continue;
+        if (dtype == KILN_F32) ((float *)out)[i++] = (float)(a + b * z[k]);
+        else ((double *)out)[i++] = a + b * z[k];
+      }
     }
   } else {
     for (int64_t i = 0; i < n; i += 2) {

@@ -2,9 +2,13 @@
  * Reference: docs/cli.md. */
 #include "driver/pipeline.h"
 #include "ir/ops.h"
+#include "passes/plan.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* driver/inspect.c: `kiln inspect ...` (argv: what follows `inspect`) */
+int kc_inspect_main(int argc, char **argv);
 
 static const char usage[] =
     "usage: kiln COMMAND [options] FILE.kg\n"
@@ -14,6 +18,7 @@ static const char usage[] =
     "  build -c FILE     compile to FILE.o plus FILE.h for embedding in a C program\n"
     "  emit FILE         print one stage (--emit=KIND; default graph)\n"
     "  check FILE        parse and verify only\n"
+    "  inspect --vars FILE  list the variables (after expansion: slots, EMA shadows) with trainable and collections\n"
     "  ops               list the ops kiln knows (--markdown for docs)\n"
     "\n"
     "options:\n"
@@ -45,10 +50,14 @@ static void list_ops(bool markdown) {
   if (markdown) puts("| op | operands | attributes | dtypes | meaning |\n|---|---|---|---|---|");
   for (int i = 0; i < KC_OP_COUNT; i++) {
     const kc_op *op = &kc_ops[i];
-    if (markdown)
-      printf("| `%s` | %s | %s | %s | %s%s%s%s |\n", op->name, *op->operands ? op->operands : "—",
-             *op->attrs ? op->attrs : "—", op->dtypes, op->doc, op->expr ? " — `" : "", op->expr ? op->expr : "",
-             op->expr ? "`" : "");
+    if (markdown) {
+      printf("| `%s` | %s | %s | %s | ", op->name, *op->operands ? op->operands : "—", *op->attrs ? op->attrs : "—",
+             op->dtypes);
+      for (const char *c = op->doc; *c; c++) /* a '|' would end the table cell */
+        fputs(*c == '|' ? "\\|" : *c == '<' ? "&lt;" : (char[]){*c, 0}, stdout);
+      if (op->expr) printf(" — `%s`", op->expr);
+      puts(" |");
+    }
     else
       printf("%-16s (%s) {%s} %s\n", op->name, op->operands, op->attrs, op->doc);
   }
@@ -64,6 +73,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   const char *cmd = argv[1];
+  if (!strcmp(cmd, "inspect")) return kc_inspect_main(argc - 2, argv + 2);
   if (!strcmp(cmd, "ops")) {
     list_ops(argc > 2 && !strcmp(argv[2], "--markdown"));
     return 0;
@@ -99,7 +109,14 @@ int main(int argc, char **argv) {
     } else if ((v = optval(argc, argv, &i, "--target"))) o.triple = v;
     else if ((v = optval(argc, argv, &i, "--cpu"))) o.cpu = v;
     else if ((v = optval(argc, argv, &i, "--features"))) o.features = v;
-    else if ((v = optval(argc, argv, &i, "--gpu-arch"))) o.gpu_arch = v;
+    else if ((v = optval(argc, argv, &i, "--gpu-arch"))) {
+      int sm = 0, used = 0;
+      if (sscanf(v, "sm_%d%n", &sm, &used) != 1 || (v[used] && strcmp(v + used, "a")) || sm < 50 || sm > 90) {
+        fprintf(stderr, "kiln: unsupported --gpu-arch '%s' (sm_50 .. sm_90, sm_90a; default sm_80)\n", v);
+        return 2;
+      }
+      o.gpu_arch = v;
+    }
     else if ((v = optval(argc, argv, &i, "--cc"))) o.cc = v;
     else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "kiln: unknown option '%s'\n%s", a, usage);
@@ -116,9 +133,9 @@ int main(int argc, char **argv) {
   if (lib && !emit_given) o.emit = KC_EMIT_LIB;
   kc_diag d = {0};
   bool ok;
-  if (!strcmp(cmd, "check")) {
+  if (!strcmp(cmd, "check")) { /* everything but code generation */
     kg_module *m = kc_load(o.input, &d);
-    ok = m != NULL;
+    ok = m && kc_run_passes(m, o.print_after, stderr, &d) && kc_plan_module(m, &d);
     kc_module_free(m);
   } else {
     ok = kc_compile(&o, &d);

@@ -187,6 +187,9 @@ bool kg_attr_bool(const kg_node *n, const char *name, bool dflt);
 const char *kg_attr_str(const kg_node *n, const char *name, const char *dflt);
 /* Type of an operand. */
 const kg_type *kg_ref_type(const kg_module *m, kg_ref r);
+/* The seed of a random op or initializer: its `seed` attribute, or a hash
+ * of its name when none is given. */
+uint64_t kc_node_seed(const kg_node *n);
 /* The name fetch i of entry e is known by outside ("name" or "name.N"). */
 const char *kc_fetch_name(const kg_module *m, const kg_entry *e, int i);
 /* Removes dead nodes, renumbering every reference; entries/program too. */

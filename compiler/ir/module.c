@@ -128,3 +128,14 @@ const char *kc_fetch_name(const kg_module *m, const kg_entry *e, int i) {
   const kg_node *n = &m->nodes[e->fetches[i].node];
   return e->fetches[i].index ? kc_sprintf(m->arena, "%s.%d", n->name, e->fetches[i].index) : n->name;
 }
+
+/* Without an explicit seed each random op gets its own stream, derived from
+ * its name, as TF gives each op a distinct seed: reproducible across builds
+ * and different between ops. */
+uint64_t kc_node_seed(const kg_node *n) {
+  const kg_attr *a = kg_node_attr(n, "seed");
+  if (a && a->kind == KG_ATTR_INT) return (uint64_t)a->i;
+  uint64_t h = 1469598103934665603ull;
+  for (const char *p = n->name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return h;
+}

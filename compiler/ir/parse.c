@@ -15,12 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* compiler/ops/train.c: declares the variables that training ops create
+ * (optimizer slots, EMA shadows) once operands are resolved. */
+bool kc_declare_slots(kg_module *m, kc_diag *d);
+
 typedef struct pending {
   int node;    /* user node */
   int slot;    /* operand index, or -1-k for control dep k */
   const char *name;
   size_t len;
   kc_loc loc;
+  const char *scope; /* the `scope` prefix where the name was used, or NULL */
 } pending;
 
 typedef struct parser {
@@ -33,6 +38,7 @@ typedef struct parser {
   int n_pend, cap_pend;
   bool failed;
   const char *device; /* innermost `device X { }` block */
+  const char *scope;  /* innermost `scope X { }` block: "X/" (nested: "outer/X/"), or NULL */
   int depth; /* nesting of calls inside calls */
 } parser;
 
@@ -527,7 +533,7 @@ static void add_pending(parser *p, int node, int slot, const char *s, size_t len
     if (p->n_pend) memcpy(np, p->pend, sizeof(pending) * (size_t)p->n_pend);
     p->pend = np;
   }
-  p->pend[p->n_pend++] = (pending){node, slot, s, len, loc};
+  p->pend[p->n_pend++] = (pending){node, slot, s, len, loc, p->scope};
 }
 
 static const char *unique_name(parser *p, const char *base) {
@@ -658,7 +664,52 @@ static int parse_call(parser *p, const char *name, kc_loc loc) {
   return idx;
 }
 
+/* ---- scopes: `scope NAME { ... }` puts "NAME/" before the names declared
+ * inside (nested scopes stack up), as a TF variable scope does; a name used
+ * inside means the innermost scoped one that exists (see resolve_scoped). */
+
+static void scoped_name(parser *p, const char **s, size_t *len) {
+  if (!p->scope) return;
+  *s = kc_sprintf(p->a, "%s%.*s", p->scope, (int)*len, *s);
+  *len = strlen(*s);
+}
+
+/* `scope` followed by a name (not `scope = ...`, a node called scope) */
+static bool is_scope(parser *p) {
+  if (!is_word(p, "scope")) return false;
+  kc_lexer save = p->lx;
+  kc_tok save_tok = p->tok;
+  next(p);
+  bool yes = p->tok.kind == KC_TOK_IDENT;
+  p->lx = save;
+  p->tok = save_tok;
+  return yes;
+}
+
+/* 'scope' NAME '{': enters the scope; *outer is what to restore after '}'. */
+static bool enter_scope(parser *p, const char **outer) {
+  const char *s;
+  size_t len;
+  next(p);
+  kc_loc loc = p->tok.loc;
+  if (!ident(p, &s, &len, "a scope name")) return false;
+  if (memchr(s, '.', len)) {
+    kc_error(p->diag, loc, "a scope name cannot contain '.': '%.*s'", (int)len, s);
+    return p->failed = true, false;
+  }
+  *outer = p->scope;
+  p->scope = kc_sprintf(p->a, "%s%.*s/", *outer ? *outer : "", (int)len, s);
+  return expect(p, '{');
+}
+
 static bool check_new_name(parser *p, const char *s, size_t len, kc_loc loc) {
+  static const char *const keywords[] = {"module", "var", "queue", "graph", "device", "entry", "program", "after",
+                                         "scope", "true", "false", "inf", "nan"};
+  for (size_t i = 0; i < sizeof keywords / sizeof *keywords; i++)
+    if (strlen(keywords[i]) == len && !memcmp(keywords[i], s, len)) {
+      kc_error(p->diag, loc, "'%s' is a keyword and cannot name a node", keywords[i]);
+      return p->failed = true, false;
+    }
   int prev = kc_module_find(p->m, s, len);
   if (prev >= 0) {
     kc_error(p->diag, loc, "'%.*s' is already defined", (int)len, s);
@@ -679,6 +730,7 @@ static bool parse_node(parser *p) {
   size_t len;
   kc_loc loc = p->tok.loc;
   if (!ident(p, &s, &len, "a node name")) return false;
+  scoped_name(p, &s, &len);
   if (!check_new_name(p, s, len, loc)) return false;
   if (!expect(p, '=')) return false;
   int first = p->m->n_nodes; /* nested calls get indices first..idx-1 */
@@ -746,6 +798,14 @@ static bool parse_graph_items(parser *p) {
       if (!ok) return false;
       continue;
     }
+    if (is_scope(p)) {
+      const char *outer;
+      if (!enter_scope(p, &outer)) return false;
+      bool ok = parse_graph_items(p) && expect(p, '}');
+      p->scope = outer;
+      if (!ok) return false;
+      continue;
+    }
     if (!parse_node(p)) return false;
   }
   return !p->failed;
@@ -756,7 +816,9 @@ static bool parse_var(parser *p) {
   const char *s;
   size_t len;
   kc_loc loc = p->tok.loc;
-  if (!ident(p, &s, &len, "a variable name") || !check_new_name(p, s, len, loc)) return false;
+  if (!ident(p, &s, &len, "a variable name")) return false;
+  scoped_name(p, &s, &len);
+  if (!check_new_name(p, s, len, loc)) return false;
   kg_node n = {0};
   n.name = kc_strndup(p->a, s, len);
   n.op = KC_OP_VARIABLE;
@@ -795,7 +857,9 @@ static bool parse_queue(parser *p) {
   const char *s, *ks;
   size_t len, klen;
   kc_loc loc = p->tok.loc;
-  if (!ident(p, &s, &len, "a queue name") || !check_new_name(p, s, len, loc)) return false;
+  if (!ident(p, &s, &len, "a queue name")) return false;
+  scoped_name(p, &s, &len);
+  if (!check_new_name(p, s, len, loc)) return false;
   kg_node n = {0};
   n.name = kc_strndup(p->a, s, len);
   n.op = KC_OP_QUEUE;
@@ -814,6 +878,20 @@ static bool parse_queue(parser *p) {
   if (accept(p, '@') && !parse_device(p, &n.device)) return false;
   kc_module_add_node(p->m, &n);
   return true;
+}
+
+/* scope NAME '{' (var | queue | scope)* '}' at the top level */
+static bool parse_scoped_decls(parser *p) {
+  const char *outer;
+  if (!enter_scope(p, &outer)) return false;
+  while (!p->failed && !is_punct(p, '}')) {
+    if (is_word(p, "var")) { next(p); parse_var(p); }
+    else if (is_word(p, "queue")) { next(p); parse_queue(p); }
+    else if (is_scope(p)) parse_scoped_decls(p);
+    else fail(p, "'var', 'queue', 'scope' or '}'");
+  }
+  p->scope = outer;
+  return !p->failed && expect(p, '}');
 }
 
 /* ---- entries and the program ---- */
@@ -1011,6 +1089,19 @@ static bool resolve_ref(parser *p, const char *s, size_t len, kc_loc loc, kg_ref
   return true;
 }
 
+/* A name used inside `scope a { scope b { ... } }` means a/b/NAME if that
+ * exists, else a/NAME, else NAME. */
+static bool resolve_scoped(parser *p, const pending *pd, kg_ref *out) {
+  const char *dot = memchr(pd->name, '.', pd->len);
+  size_t base = dot ? (size_t)(dot - pd->name) : pd->len;
+  for (size_t k = pd->scope ? strlen(pd->scope) : 0; k > 0;) {
+    const char *full = kc_sprintf(p->a, "%.*s%.*s", (int)k, pd->scope, (int)pd->len, pd->name);
+    if (kc_module_find(p->m, full, k + base) >= 0) return resolve_ref(p, full, k + pd->len, pd->loc, out);
+    do k--; while (k > 0 && pd->scope[k - 1] != '/');
+  }
+  return resolve_ref(p, pd->name, pd->len, pd->loc, out);
+}
+
 static bool same_refs(const kg_ref *a, int na, const kg_ref *b, int nb) {
   if (na != nb) return false;
   for (int i = 0; i < na; i++)
@@ -1041,12 +1132,15 @@ static bool resolve_all(parser *p, resolve_lists *rl) {
   for (int i = 0; i < p->n_pend; i++) {
     pending *pd = &p->pend[i];
     kg_ref r;
-    if (!resolve_ref(p, pd->name, pd->len, pd->loc, &r)) continue;
+    if (!resolve_scoped(p, pd, &r)) continue;
     if (pd->slot >= 0)
       p->m->nodes[pd->node].in[pd->slot] = r;
     else
       p->m->nodes[pd->node].ctrl[-1 - pd->slot] = r.node;
   }
+  /* the variables that training ops make (optimizer slots, EMA shadows)
+   * exist from here on, so entries and the program can name them */
+  if (!p->failed && !p->diag->n_errors && !kc_declare_slots(p->m, p->diag)) p->failed = true;
   for (int i = 0; i < rl->n_entries; i++) {
     pending_entry *pe = &rl->entries[i];
     kg_entry *e = &p->m->entries[pe->entry];
@@ -1155,6 +1249,8 @@ kg_module *kc_parse(const char *file, const char *src, size_t len, kc_diag *diag
       }
       p->device = NULL;
       expect(p, '}');
+    } else if (is_scope(p)) {
+      parse_scoped_decls(p);
     } else if (is_word(p, "entry")) {
       next(p);
       parse_entry(p, &rl);

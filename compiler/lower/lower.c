@@ -94,7 +94,7 @@ static void random_fill(kl_ctx *L, int v, int kind, double a, double b) {
                          kl_ref_ptr(L, (kg_ref){v, 0}),
                          LLVMConstReal(L->t_f64, a),
                          LLVMConstReal(L->t_f64, b),
-                         kl_i64(L, kg_attr_int(n, "seed", 0)),
+                         kl_i64(L, (int64_t)kc_node_seed(n)),
                          kl_random_counter(L, v)};
   kl_check(L, kl_call(L, "kiln_rt_random", L->t_i32, args, 9));
 }
@@ -135,6 +135,8 @@ static bool lower_init(kl_ctx *L, LLVMValueRef fn) {
       random_fill(L, v, 0, kg_attr_float(n, "minval", 0), kg_attr_float(n, "maxval", 1));
     } else if (!strcmp(init, "random_normal")) {
       random_fill(L, v, 1, kg_attr_float(n, "mean", 0), kg_attr_float(n, "stddev", 1));
+    } else if (!strcmp(init, "truncated_normal")) {
+      random_fill(L, v, 2, kg_attr_float(n, "mean", 0), kg_attr_float(n, "stddev", 1));
     } else if (!strcmp(init, "glorot_uniform")) {
       double lim = glorot_limit(&t->shape);
       random_fill(L, v, 0, -lim, lim);

@@ -1,7 +1,7 @@
 /* nvptx.c — GPU kernels through LLVM's NVPTX back end.
  *
  * Each GPU-placed elementwise node becomes one kernel
- *     kiln_<module>_<node>(ptr in0, ..., ptr out, i64 n)
+ *     <module>_<node>(ptr in0, ..., ptr out, i64 n)
  * in which thread i computes element i through the same loop-nest emitter
  * (kl_emit_map) that the CPU uses, in its one-element form.  Kernels carry
  * the PTX kernel calling convention (LLVM 22 ignores nvvm.annotations);

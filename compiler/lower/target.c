@@ -4,8 +4,12 @@
 #include <llvm-c/Core.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static void init_llvm(void) {
   static bool done;
@@ -39,6 +43,56 @@ static const char *default_features(const char *triple) {
   return "";
 }
 
+/* LLVM reports an unknown CPU or feature only on stderr, and may then abort
+ * in code generation (x86: "64-bit code requested on a subtarget that doesn't
+ * support it").  So a user-given CPU or feature list is tried first in a
+ * child process on an empty module; what LLVM printed becomes our error. */
+static bool probe(kc_target *t, kc_diag *d) {
+  int fds[2];
+  if (pipe(fds)) return true;
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]), close(fds[1]);
+    return true;
+  }
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    LLVMContextRef C = LLVMContextCreate();
+    LLVMModuleRef M = LLVMModuleCreateWithNameInContext("probe", C);
+    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(C), NULL, 0, 0);
+    LLVMValueRef fn = LLVMAddFunction(M, "probe", fty);
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(C);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(C, fn, "entry"));
+    LLVMBuildRetVoid(b);
+    kc_target_configure(t, M);
+    char *err = NULL;
+    LLVMMemoryBufferRef buf;
+    _exit(LLVMTargetMachineEmitToMemoryBuffer(t->tm, M, LLVMObjectFile, &err, &buf) ? 3 : 0);
+  }
+  close(fds[1]);
+  char text[2048];
+  size_t n = 0;
+  ssize_t r;
+  while (n < sizeof text - 1 && (r = read(fds[0], text + n, sizeof text - 1 - n)) > 0) n += (size_t)r;
+  text[n] = 0;
+  close(fds[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  bool bad = !WIFEXITED(st) || WEXITSTATUS(st) != 0 || strstr(text, "not a recognized");
+  if (!bad) return true;
+  /* LLVM repeats itself: keep each distinct line once */
+  char msg[2048] = "";
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+    if (!strstr(msg, line) && strlen(msg) + strlen(line) + 3 < sizeof msg) {
+      if (*msg) strcat(msg, "; ");
+      strcat(msg, line);
+    }
+  return kc_error(d, (kc_loc){0}, "LLVM rejects --cpu=%s --features=%s for %s: %s", t->cpu,
+                  *t->features ? t->features : "(none)", t->triple, *msg ? msg : "code generation failed");
+}
+
 bool kc_target_init(kc_target *t, const char *triple, const char *cpu, const char *features, int opt_level,
                     kc_diag *d) {
   init_llvm();
@@ -69,8 +123,22 @@ bool kc_target_init(kc_target *t, const char *triple, const char *cpu, const cha
                             : opt_level == 1 ? LLVMCodeGenLevelLess
                             : opt_level == 2 ? LLVMCodeGenLevelDefault
                                              : LLVMCodeGenLevelAggressive;
+  /* LLVM may complain about a user's CPU on stderr here; probe() reports it */
+  int saved = -1, null = -1;
+  if ((cpu || features) && !host_cpu) {
+    fflush(stderr);
+    saved = dup(2);
+    null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, 2);
+  }
   t->tm = LLVMCreateTargetMachine(target, t->triple, t->cpu, t->features, lvl, LLVMRelocPIC, LLVMCodeModelDefault);
+  if (saved >= 0) {
+    dup2(saved, 2);
+    close(saved);
+  }
+  if (null >= 0) close(null);
   if (!t->tm) return kc_error(d, (kc_loc){0}, "LLVM cannot create a target machine for %s", t->triple);
+  if ((cpu || features) && !host_cpu) return probe(t, d);
   return true;
 }
 

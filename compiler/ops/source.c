@@ -66,7 +66,7 @@ bool kl_lower_random(kl_ctx *L, int node) {
                          kl_out(L, node, 0),
                          LLVMConstReal(L->t_f64, a),
                          LLVMConstReal(L->t_f64, b),
-                         kl_i64(L, kg_attr_int(n, "seed", 0)),
+                         kl_i64(L, (int64_t)kc_node_seed(n)),
                          kl_random_counter(L, node)};
   kl_check(L, kl_call(L, "kiln_rt_random", L->t_i32, args, 9));
   return true;

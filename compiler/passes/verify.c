@@ -336,6 +336,10 @@ static bool verify_entries(kc_diag *d, kg_module *m) {
         ok = kc_error(d, e->loc, "'%s' has no output %d", f->name, r.index);
     }
     if (!e->n_fetches) ok = kc_error(d, e->loc, "entry '%s' fetches nothing", e->name);
+    for (int k = 0; k < e->n_fetches; k++) /* each becomes a field of the output struct */
+      for (int j = 0; j < k; j++)
+        if (!e->synthesized && !strcmp(kc_fetch_name(m, e, j), kc_fetch_name(m, e, k)))
+          ok = kc_error(d, e->loc, "entry '%s' fetches '%s' twice", e->name, kc_fetch_name(m, e, k));
   }
   return ok;
 }

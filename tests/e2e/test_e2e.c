@@ -350,3 +350,28 @@ Test(install, prefix_works) {
   tu_rmtree(dir);
   free(dir);
 }
+
+/* ---- the command line: bad options are clear errors, never crashes ---- */
+
+static void cli_fails(int want_status, const char *want, char *const *argv) {
+  tu_result r = tu_run(argv, 60);
+  cr_assert_eq(r.status, want_status, "%s %s: status %d\n%s", argv[1], argv[2], r.status, r.err);
+  cr_assert(strstr(r.err, want), "expected '%s' in:\n%s", want, r.err);
+  tu_free(&r);
+}
+
+Test(cli, bad_options) {
+  char *k = (char *)tu_kiln(), *f = "examples/counter.kg";
+  cli_fails(1, "LLVM rejects --cpu=bogus", (char *[]){k, "emit", "--emit=asm", "--cpu=bogus", f, "-o", "/dev/null", NULL});
+  cli_fails(1, "'+nonsense' is not a recognized feature",
+            (char *[]){k, "emit", "--emit=asm", "--features=+nonsense", f, "-o", "/dev/null", NULL});
+  cli_fails(1, "unknown target 'frob-unknown-linux'",
+            (char *[]){k, "emit", "--emit=asm", "--target=frob-unknown-linux", f, "-o", "/dev/null", NULL});
+  cli_fails(2, "unsupported --gpu-arch 'sm_999'", (char *[]){k, "emit", "--emit=ptx", "--gpu-arch=sm_999", f, NULL});
+  cli_fails(2, "unknown --emit kind 'bytecode'", (char *[]){k, "emit", "--emit=bytecode", f, NULL});
+  cli_fails(2, "unknown pass 'inline'", (char *[]){k, "emit", "--print-after=inline", f, NULL});
+  cli_fails(2, "unknown option '--frobnicate'", (char *[]){k, "build", "--frobnicate", f, NULL});
+  cli_fails(2, "no input file", (char *[]){k, "build", NULL});
+  cli_fails(2, "unknown command 'compile'", (char *[]){k, "compile", f, NULL});
+  cli_fails(1, "cannot open", (char *[]){k, "build", "no/such/file.kg", NULL});
+}

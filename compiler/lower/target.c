@@ -69,7 +69,7 @@ static bool probe(kc_target *t, kc_diag *d) {
     kc_target_configure(t, M);
     char *err = NULL;
     LLVMMemoryBufferRef buf;
-    _exit(LLVMTargetMachineEmitToMemoryBuffer(t->tm, M, LLVMObjectFile, &err, &buf) ? 3 : 0);
+    _exit(LLVMTargetMachineEmitToMemoryBuffer(t->tm, M, LLVMAssemblyFile, &err, &buf) ? 3 : 0);
   }
   close(fds[1]);
   char text[2048];

@@ -53,6 +53,16 @@ kg_attr kb_attr_ints(kc_grad_ctx *g, const char *name, const int64_t *v, int n);
 kg_attr kb_attr_dtype(const char *name, kiln_dtype dt);
 /* Type of a reference. */
 const kg_type *kb_type(kc_grad_ctx *g, kg_ref r);
+/* A new variable named exactly `name` (an error if the name is taken) of
+ * type t, with the initializer attributes given (init="zeros" | "ones" |
+ * "value" with a value tensor | a random initializer and its attributes;
+ * none: zeros), always trainable=false: optimizer slots, EMA shadows. */
+kg_ref kb_variable(kc_grad_ctx *g, const char *name, const kg_type *t, const kg_attr *init, int n_init);
+
+/* Like kb_node, for an op whose result type must be declared
+ * (KC_OP_NEEDS_TYPE: random_uniform, zeros, ...): the node gets type t. */
+kg_ref kb_typed_node(kc_grad_ctx *g, int op, const kg_type *t, const kg_ref *in, int n_in, const kg_attr *attrs,
+                     int n_attrs);
 
 /* Expands every `gradients` node of the module. */
 bool kc_pass_autodiff(kg_module *m, kc_diag *d);

@@ -1,0 +1,915 @@
+/* nn.c — the neural-network ops, NHWC as in TensorFlow: shape rules,
+ * lowerings, gradient rules and composite expansions.
+ *
+ *   conv2d, depthwise_conv2d            windowed products of input and filter
+ *   max_pool, avg_pool                  windowed max / mean (padding ignored)
+ *   conv2d_backprop_input/_filter,      the gradient ops the rules below build;
+ *   depthwise_conv2d_backprop_*,        ordinary ops with lowerings of their
+ *   max_pool_grad, avg_pool_grad        own (not differentiable themselves)
+ *   bias_add                            an elementwise op with a strict shape rule
+ *   batch_norm, batch_norm_inference,   composite: the expand pass rewrites them
+ *   dropout, softmax_cross_entropy_     into primitive ops before autodiff, so
+ *   with_logits, sparse_..., l2_loss    their gradients come from the primitives
+ *
+ * Every windowed op shares one geometry (win_geom): TF's output size and
+ * SAME padding arithmetic, computed here in C from the static shapes.  For
+ * each output position the taps that land inside the input form a
+ * contiguous range, so the emitted loops run over exactly those taps (from
+ * small constant tables) and never test for padding.
+ *
+ * Lowerings.  The three conv2d ops are one loop nest over (image, output
+ * row, filter tap) whose body is one BLAS GEMM over the output row: with
+ * X the input rows the tap reads (row stride sw*C), Y the output row and
+ * F the tap's [C,O] filter slice,
+ *   conv2d                 Y  += X  F
+ *   conv2d_backprop_input  dX += dY F^T
+ *   conv2d_backprop_filter dF += X^T dY
+ * The depthwise and pooling ops share one window walker (walk_windows)
+ * with per-op callbacks; the three depthwise ops are one multiply-accumulate
+ * whose accumulator is whichever of input, filter, output the op computes. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "ir/expr.h" /* before lower.h, which names struct kc_expr */
+#include "lower/lower.h"
+#include "ops/ops_util.h"
+#include "passes/autodiff.h"
+
+/* Errors are reported only when a shape rule runs (c set); lowerings reuse
+ * the same code on nodes the verifier has accepted and pass c = NULL. */
+#define NODE_ERR(c, n, ...) ((c) ? kc_node_error((c), (n), __VA_ARGS__) : false)
+
+/* Attribute sizes beyond this are refused, so products stay far from overflow. */
+enum { NN_LIMIT = 1 << 30 };
+
+static const char *ints_str(const int64_t *v, int n, char *buf, size_t len) {
+  size_t k = (size_t)snprintf(buf, len, "[");
+  for (int i = 0; i < n && k < len; i++)
+    k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? "," : "", (long long)v[i]);
+  if (k < len) snprintf(buf + k, len - k, "]");
+  return buf;
+}
+
+/* ======================================================================
+ * window geometry (shared by the shape rules and the lowerings)
+ * ====================================================================== */
+
+typedef struct win_geom {
+  int64_t N, H, W, C;     /* the input, NHWC */
+  int64_t KH, KW;         /* the window: filter taps or pooling ksize */
+  int64_t M;              /* conv2d: output channels; depthwise: multiplier; pools: 1 */
+  int64_t OH, OW;         /* the output's spatial size */
+  int64_t sh, sw, dh, dw; /* strides and dilations */
+  int64_t pt, pl;         /* padding before the first row / column (TF's pad_before) */
+} win_geom;
+
+static const char *const hw_name[2] = {"height", "width"};
+
+/* An (h, w) pair attribute, written [h, w] or in TF's NHWC form [1, h, w, 1]. */
+static bool hw_attr(kc_infer_ctx *c, const kg_node *n, const char *name, int64_t hw[2]) {
+  int cnt = 0;
+  const int64_t *v = NULL;
+  char b[128];
+  if (!kc_attr_ints(n, name, &cnt, &v)) {
+    hw[0] = hw[1] = 1; /* the default of strides and dilations; ksize is required */
+    return true;
+  }
+  if (cnt == 2) {
+    hw[0] = v[0], hw[1] = v[1];
+  } else if (cnt == 4 && v[0] == 1 && v[3] == 1) {
+    hw[0] = v[1], hw[1] = v[2];
+  } else {
+    return NODE_ERR(c, n, "%s %s must be [h, w] or [1, h, w, 1] (nothing over batch or channels)", name,
+                    ints_str(v, cnt, b, sizeof b));
+  }
+  if (hw[0] <= 0 || hw[1] <= 0)
+    return NODE_ERR(c, n, "%s %s must be positive", name, ints_str(v, cnt, b, sizeof b));
+  if (hw[0] > NN_LIMIT || hw[1] > NN_LIMIT)
+    return NODE_ERR(c, n, "%s %s is too large", name, ints_str(v, cnt, b, sizeof b));
+  return true;
+}
+
+static bool same_padding(kc_infer_ctx *c, const kg_node *n, bool *same) {
+  const char *p = kg_attr_str(n, "padding", "VALID");
+  *same = !strcmp(p, "SAME");
+  if (*same || !strcmp(p, "VALID")) return true;
+  return NODE_ERR(c, n, "padding is \"%s\"; it must be \"VALID\" or \"SAME\"", p);
+}
+
+/* One spatial axis, as TF's GetWindowedOutputSize: the output size and the
+ * padding before the first element. */
+static bool out_size(kc_infer_ctx *c, const kg_node *n, int axis, int64_t in, int64_t k, int64_t s, int64_t d,
+                     bool same, int64_t *out, int64_t *pad) {
+  int64_t span = (k - 1) * d + 1;
+  if (same) {
+    *out = (in + s - 1) / s;
+    int64_t need = (*out - 1) * s + span - in;
+    *pad = need > 0 ? need / 2 : 0;
+    return true;
+  }
+  if (span > in) {
+    char dil[64] = "";
+    if (d > 1) snprintf(dil, sizeof dil, " (%lld taps at dilation %lld)", (long long)k, (long long)d);
+    return NODE_ERR(c, n, "the window %s of %lld%s exceeds the input %s of %lld (padding VALID)", hw_name[axis],
+                    (long long)span, dil, hw_name[axis], (long long)in);
+  }
+  *out = (in - span) / s + 1;
+  *pad = 0;
+  return true;
+}
+
+/* Strides, dilations, padding and the output size of a window of kh x kw
+ * taps over input x. */
+static bool win_make(kc_infer_ctx *c, const kg_node *n, const kg_shape *x, int64_t kh, int64_t kw, bool dilated,
+                     win_geom *g) {
+  int64_t s[2], d[2] = {1, 1};
+  bool same;
+  if (!hw_attr(c, n, "strides", s) || (dilated && !hw_attr(c, n, "dilations", d)) || !same_padding(c, n, &same))
+    return false;
+  g->N = x->dim[0], g->H = x->dim[1], g->W = x->dim[2], g->C = x->dim[3];
+  g->KH = kh, g->KW = kw, g->sh = s[0], g->sw = s[1], g->dh = d[0], g->dw = d[1];
+  return out_size(c, n, 0, g->H, kh, g->sh, g->dh, same, &g->OH, &g->pt) &&
+         out_size(c, n, 1, g->W, kw, g->sw, g->dw, same, &g->OW, &g->pl);
+}
+
+static bool rank4(kc_infer_ctx *c, const kg_node *n, const char *what, const char *layout, const kg_shape *s) {
+  if (s->rank == 4) return true;
+  char b[160];
+  return NODE_ERR(c, n, "%s must be rank 4 %s, not %s", what, layout, kc_shape_str(s, b, sizeof b));
+}
+
+/* A static size attribute of the gradient ops (input_sizes, filter_sizes). */
+static bool sizes_attr(kc_infer_ctx *c, const kg_node *n, const char *name, kg_shape *s) {
+  int cnt = 0;
+  const int64_t *v = NULL;
+  char b[160];
+  kc_attr_ints(n, name, &cnt, &v); /* required: the verifier checked it is there */
+  if (cnt != 4) return NODE_ERR(c, n, "%s %s must have 4 entries", name, ints_str(v, cnt, b, sizeof b));
+  s->rank = 4;
+  for (int i = 0; i < 4; i++) {
+    if (v[i] < 0 || v[i] > NN_LIMIT)
+      return NODE_ERR(c, n, "%s %s has an invalid size", name, ints_str(v, cnt, b, sizeof b));
+    s->dim[i] = v[i];
+  }
+  return true;
+}
+
+/* Operand k's type must share operand 0's dtype. */
+static bool same_dtypes(kc_infer_ctx *c, const kg_node *n, int from, int to) {
+  for (int k = from; k < to; k++)
+    if (kc_in_type(c, n, k)->dtype != kc_in_type(c, n, 0)->dtype) {
+      char a[160], b[160];
+      return kc_node_error(c, n, "operand %d is %s but operand 0 is %s: dtypes must match", k,
+                           kg_type_str(kc_in_type(c, n, k), a, sizeof a), kg_type_str(kc_in_type(c, n, 0), b, sizeof b));
+    }
+  return true;
+}
+
+/* The output gradient operand of a gradient op must have the forward op's
+ * output shape. */
+static bool check_dy(kc_infer_ctx *c, const kg_node *n, const kg_shape *dy, const kg_shape *y) {
+  if (kg_shape_eq(dy, y)) return true;
+  char a[160], b[160];
+  return NODE_ERR(c, n, "the output gradient is %s but the forward op's output is %s", kc_shape_str(dy, a, sizeof a),
+                  kc_shape_str(y, b, sizeof b));
+}
+
+/* ---- conv2d and depthwise_conv2d, with their gradient ops ---- */
+
+enum { ROLE_FWD, ROLE_INPUT_GRAD, ROLE_FILTER_GRAD };
+
+static int conv_role(int op) {
+  if (op == KC_OP_CONV2D_BACKPROP_INPUT || op == KC_OP_DEPTHWISE_CONV2D_BACKPROP_INPUT) return ROLE_INPUT_GRAD;
+  if (op == KC_OP_CONV2D_BACKPROP_FILTER || op == KC_OP_DEPTHWISE_CONV2D_BACKPROP_FILTER) return ROLE_FILTER_GRAD;
+  return ROLE_FWD;
+}
+
+static bool is_depthwise(int op) {
+  return op == KC_OP_DEPTHWISE_CONV2D || op == KC_OP_DEPTHWISE_CONV2D_BACKPROP_INPUT ||
+         op == KC_OP_DEPTHWISE_CONV2D_BACKPROP_FILTER;
+}
+
+/* The input, filter and output shapes of a conv-family node and its
+ * geometry.  The forward op reads x and f from its operands; the gradient
+ * ops take one of them from a size attribute and the output gradient as
+ * operand 1, checked against the output shape. */
+static bool conv_geom(kc_infer_ctx *c, const kg_module *m, const kg_node *n, win_geom *g, kg_shape *xs, kg_shape *fs,
+                      kg_shape *ys) {
+  int role = conv_role(n->op);
+  bool dw = is_depthwise(n->op);
+  if (role == ROLE_INPUT_GRAD) {
+    if (!sizes_attr(c, n, "input_sizes", xs)) return false;
+  } else {
+    *xs = kg_ref_type(m, n->in[0])->shape;
+  }
+  if (role == ROLE_FILTER_GRAD) {
+    if (!sizes_attr(c, n, "filter_sizes", fs)) return false;
+  } else {
+    *fs = kg_ref_type(m, n->in[role == ROLE_FWD ? 1 : 0])->shape;
+  }
+  const char *flayout = dw ? "[KH,KW,C,M]" : "[KH,KW,C,O]";
+  if (!rank4(c, n, "the input", "[N,H,W,C]", xs) || !rank4(c, n, "the filter", flayout, fs)) return false;
+  char a[160], b[160];
+  if (fs->dim[2] != xs->dim[3])
+    return NODE_ERR(c, n, "the input %s has %lld channels but the filter %s expects %lld", kc_shape_str(xs, a, sizeof a),
+                    (long long)xs->dim[3], kc_shape_str(fs, b, sizeof b), (long long)fs->dim[2]);
+  if (fs->dim[0] < 1 || fs->dim[1] < 1)
+    return NODE_ERR(c, n, "the filter %s has no taps", kc_shape_str(fs, b, sizeof b));
+  if (!win_make(c, n, xs, fs->dim[0], fs->dim[1], true, g)) return false;
+  g->M = fs->dim[3];
+  if (dw && g->C * g->M > NN_LIMIT) return NODE_ERR(c, n, "the output has too many channels");
+  *ys = (kg_shape){.rank = 4, .dim = {g->N, g->OH, g->OW, dw ? g->C * g->M : g->M}};
+  return role == ROLE_FWD || check_dy(c, n, &kg_ref_type(m, n->in[1])->shape, ys);
+}
+
+bool kc_infer_conv(kc_infer_ctx *c, kg_node *n) {
+  win_geom g;
+  kg_shape xs, fs, ys;
+  if (!same_dtypes(c, n, 1, n->n_in) || !conv_geom(c, c->m, n, &g, &xs, &fs, &ys)) return false;
+  int role = conv_role(n->op);
+  kc_set_out(c, n, kc_in_type(c, n, 0)->dtype, role == ROLE_FWD ? &ys : role == ROLE_INPUT_GRAD ? &xs : &fs);
+  return true;
+}
+
+/* ---- max_pool, avg_pool, with their gradient ops ---- */
+
+/* avg_pool_grad takes the input's shape from input_sizes; the others read
+ * the input as operand 0.  The gradient ops check their output gradient. */
+static bool pool_geom(kc_infer_ctx *c, const kg_module *m, const kg_node *n, win_geom *g, kg_shape *xs, kg_shape *ys) {
+  if (n->op == KC_OP_AVG_POOL_GRAD) {
+    if (!sizes_attr(c, n, "input_sizes", xs)) return false;
+  } else {
+    *xs = kg_ref_type(m, n->in[0])->shape;
+  }
+  int64_t k[2];
+  if (!rank4(c, n, "the input", "[N,H,W,C]", xs) || !hw_attr(c, n, "ksize", k) || !win_make(c, n, xs, k[0], k[1], false, g))
+    return false;
+  g->M = 1;
+  *ys = (kg_shape){.rank = 4, .dim = {g->N, g->OH, g->OW, g->C}};
+  if (n->op == KC_OP_MAX_POOL_GRAD) return check_dy(c, n, &kg_ref_type(m, n->in[1])->shape, ys);
+  if (n->op == KC_OP_AVG_POOL_GRAD) return check_dy(c, n, &kg_ref_type(m, n->in[0])->shape, ys);
+  return true;
+}
+
+bool kc_infer_pool(kc_infer_ctx *c, kg_node *n) {
+  win_geom g;
+  kg_shape xs, ys;
+  if (!same_dtypes(c, n, 1, n->n_in) || !pool_geom(c, c->m, n, &g, &xs, &ys)) return false;
+  bool grad = n->op == KC_OP_MAX_POOL_GRAD || n->op == KC_OP_AVG_POOL_GRAD;
+  kc_set_out(c, n, kc_in_type(c, n, 0)->dtype, grad ? &xs : &ys);
+  return true;
+}
+
+/* ---- bias_add: elementwise add(value, bias), bias one value per channel ---- */
+
+bool kc_infer_bias_add(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *v = kc_in_type(c, n, 0), *b = kc_in_type(c, n, 1);
+  char a[160], bb[160];
+  kc_shape_str(&v->shape, a, sizeof a);
+  kc_shape_str(&b->shape, bb, sizeof bb);
+  if (v->shape.rank < 1) return kc_node_error(c, n, "value must have rank >= 1 (channels last), not %s", a);
+  if (b->shape.rank != 1 || b->shape.dim[0] != v->shape.dim[v->shape.rank - 1])
+    return kc_node_error(c, n, "bias %s must be [%lld], one value per channel of value %s", bb,
+                         (long long)v->shape.dim[v->shape.rank - 1], a);
+  kc_set_out(c, n, v->dtype, &v->shape);
+  return true;
+}
+
+/* ======================================================================
+ * lowering helpers
+ * ====================================================================== */
+
+/* a*k + b on i64 indices (b may be NULL). */
+static LLVMValueRef madd(kl_ctx *L, LLVMValueRef a, int64_t k, LLVMValueRef b) {
+  LLVMValueRef v = k == 1 ? a : LLVMBuildNSWMul(L->B, a, kl_i64(L, k), "");
+  return b ? LLVMBuildNSWAdd(L->B, v, b, "") : v;
+}
+
+static LLVMValueRef iadd(kl_ctx *L, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildNSWAdd(L->B, a, b, ""); }
+
+/* Element i of a table of per-index constants; a uniform table is just its value. */
+static LLVMValueRef table_at(kl_ctx *L, const int64_t *v, int64_t n, LLVMValueRef i, const char *name) {
+  bool uniform = true;
+  for (int64_t k = 1; k < n; k++) uniform &= v[k] == v[0];
+  if (uniform) return kl_i64(L, n ? v[0] : 0);
+  LLVMValueRef t = kl_const_i64s(L, v, (int)n, name);
+  return LLVMBuildLoad2(L->B, L->t_i64, LLVMBuildInBoundsGEP2(L->B, L->t_i64, t, &i, 1, ""), "");
+}
+
+/* For each a < na: the b < nb whose input position a*sa + b*sb - pad lies
+ * in [0, in).  The position grows with b, so they form a range
+ * [lo[a], lo[a] + cnt[a]).  (a, b) is (output, tap) for the taps an output
+ * position reads, or (tap, output) for the outputs a tap contributes to. */
+static void valid_ranges(int64_t na, int64_t sa, int64_t nb, int64_t sb, int64_t pad, int64_t in, int64_t *lo,
+                         int64_t *cnt) {
+  for (int64_t a = 0; a < na; a++) {
+    lo[a] = cnt[a] = 0;
+    for (int64_t b = 0; b < nb; b++) {
+      int64_t p = a * sa + b * sb - pad;
+      if (p < 0 || p >= in) continue;
+      if (!cnt[a]) lo[a] = b;
+      cnt[a]++;
+    }
+  }
+}
+
+static int64_t *arena_i64s(kl_ctx *L, int64_t n) { return kc_alloc(L->m->arena, sizeof(int64_t) * (size_t)(n ? n : 1)); }
+
+/* An accumulator slot in the entry block (mem2reg makes it a register). */
+static LLVMValueRef entry_slot(kl_ctx *L, LLVMTypeRef ty, const char *name) {
+  LLVMBasicBlockRef eb = LLVMGetEntryBasicBlock(L->fn);
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(L->C);
+  LLVMValueRef first = LLVMGetFirstInstruction(eb);
+  if (first) LLVMPositionBuilderBefore(b, first);
+  else LLVMPositionBuilderAtEnd(b, eb);
+  LLVMValueRef s = LLVMBuildAlloca(b, ty, name);
+  LLVMDisposeBuilder(b);
+  return s;
+}
+
+static LLVMValueRef fprim(kl_ctx *L, const char *p, kiln_dtype dt, LLVMValueRef a, LLVMValueRef b) {
+  LLVMValueRef args[2] = {a, b};
+  return kl_prim(L, p, dt, dt, args, 2);
+}
+
+/* p[i] += a * b */
+static void mul_acc(kl_ctx *L, kiln_dtype dt, LLVMValueRef p, LLVMValueRef i, LLVMValueRef a, LLVMValueRef b) {
+  kl_store(L, dt, p, i, fprim(L, "add", dt, kl_load(L, dt, p, i), fprim(L, "mul", dt, a, b)));
+}
+
+static bool node_fail(kl_ctx *L, int node, const char *msg) {
+  const kg_node *n = &L->m->nodes[node];
+  return kc_error_node(L->diag, n->loc, n->name, "%s", msg);
+}
+
+/* ======================================================================
+ * conv2d family: one GEMM per (image, output row, filter tap)
+ * ====================================================================== */
+
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+
+/* C += op(A) op(B), row-major, op(A) M x K and op(B) K x N. */
+static void gemm_acc(kl_ctx *L, kiln_dtype dt, bool ta, bool tb, LLVMValueRef M, LLVMValueRef N, LLVMValueRef K,
+                     LLVMValueRef A, int64_t lda, LLVMValueRef B, int64_t ldb, LLVMValueRef C, int64_t ldc) {
+  bool f32 = dt == KILN_F32;
+  LLVMTypeRef ft = f32 ? L->t_f32 : L->t_f64;
+  LLVMValueRef args[14] = {kl_i32(L, CBLAS_ROW_MAJOR),
+                           kl_i32(L, ta ? CBLAS_TRANS : CBLAS_NO_TRANS),
+                           kl_i32(L, tb ? CBLAS_TRANS : CBLAS_NO_TRANS),
+                           LLVMBuildTrunc(L->B, M, L->t_i32, ""),
+                           LLVMBuildTrunc(L->B, N, L->t_i32, ""),
+                           LLVMBuildTrunc(L->B, K, L->t_i32, ""),
+                           LLVMConstReal(ft, 1.0),
+                           A,
+                           kl_i32(L, lda),
+                           B,
+                           kl_i32(L, ldb),
+                           LLVMConstReal(ft, 1.0),
+                           C,
+                           kl_i32(L, ldc)};
+  kl_call(L, f32 ? "cblas_sgemm" : "cblas_dgemm", L->t_void, args, 14);
+}
+
+bool kl_lower_conv2d(kl_ctx *L, int node) {
+  const kg_node *n = &L->m->nodes[node];
+  const kg_type *rt = kl_out_type(L, node, 0);
+  kiln_dtype dt = rt->dtype;
+  int role = conv_role(n->op);
+  win_geom g;
+  kg_shape xs, fs, ys;
+  if (!conv_geom(NULL, L->m, n, &g, &xs, &fs, &ys)) return node_fail(L, node, "internal: invalid conv2d geometry");
+  LLVMValueRef res = kl_out(L, node, 0);
+  kl_memset0(L, res, kg_type_bytes(rt)); /* every role accumulates */
+  if (kg_shape_numel(&xs) == 0 || kg_shape_numel(&fs) == 0 || kg_shape_numel(&ys) == 0) return true;
+  if (g.sw * g.C > INT32_MAX || g.M > INT32_MAX || g.OW > INT32_MAX)
+    return node_fail(L, node, "conv2d dimensions exceed BLAS's 32-bit int range");
+  LLVMValueRef X = role == ROLE_INPUT_GRAD ? res : kl_in(L, node, 0);
+  LLVMValueRef F = role == ROLE_FWD ? kl_in(L, node, 1) : role == ROLE_INPUT_GRAD ? kl_in(L, node, 0) : res;
+  LLVMValueRef Y = role == ROLE_FWD ? res : kl_in(L, node, 1);
+
+  /* taps along the height each output row reads; along the width, the
+   * filter columns that reach any output, each with its output range */
+  int64_t *khlo = arena_i64s(L, g.OH), *khn = arena_i64s(L, g.OH);
+  valid_ranges(g.OH, g.sh, g.KH, g.dh, g.pt, g.H, khlo, khn);
+  int64_t *owlo = arena_i64s(L, g.KW), *own = arena_i64s(L, g.KW), *kwv = arena_i64s(L, g.KW), nk = 0;
+  valid_ranges(g.KW, g.dw, g.OW, g.sw, g.pl, g.W, owlo, own);
+  for (int64_t kw = 0; kw < g.KW; kw++)
+    if (own[kw]) kwv[nk] = kw, owlo[nk] = owlo[kw], own[nk] = own[kw], nk++;
+  if (nk == 0) return true;
+
+  int64_t C = g.C, O = g.M;
+  kl_loop ln = kl_for(L, kl_i64(L, g.N), "conv_n");
+  kl_loop lo = kl_for(L, kl_i64(L, g.OH), "conv_oh");
+  LLVMValueRef oh = lo.index;
+  kl_loop lh = kl_for(L, table_at(L, khn, g.OH, oh, "conv_khn"), "conv_kh");
+  LLVMValueRef kh = iadd(L, table_at(L, khlo, g.OH, oh, "conv_khlo"), lh.index);
+  LLVMValueRef ih = iadd(L, madd(L, oh, g.sh, kl_i64(L, -g.pt)), madd(L, kh, g.dh, NULL));
+  kl_loop lw = kl_for(L, kl_i64(L, nk), "conv_kw");
+  LLVMValueRef kw = table_at(L, kwv, nk, lw.index, "conv_kwv");
+  LLVMValueRef ow0 = table_at(L, owlo, nk, lw.index, "conv_owlo");
+  LLVMValueRef rows = table_at(L, own, nk, lw.index, "conv_own");
+  LLVMValueRef iw0 = iadd(L, madd(L, ow0, g.sw, kl_i64(L, -g.pl)), madd(L, kw, g.dw, NULL));
+  LLVMValueRef xp = kl_gep(L, dt, X, madd(L, iadd(L, madd(L, madd(L, ln.index, g.H, ih), g.W, NULL), iw0), C, NULL));
+  LLVMValueRef yp = kl_gep(L, dt, Y, madd(L, iadd(L, madd(L, madd(L, ln.index, g.OH, oh), g.OW, NULL), ow0), O, NULL));
+  LLVMValueRef fp = kl_gep(L, dt, F, madd(L, madd(L, kh, g.KW, kw), C * O, NULL));
+  LLVMValueRef vC = kl_i64(L, C), vO = kl_i64(L, O);
+  switch (role) {
+  case ROLE_FWD: gemm_acc(L, dt, false, false, rows, vO, vC, xp, g.sw * C, fp, O, yp, O); break;
+  case ROLE_INPUT_GRAD: gemm_acc(L, dt, false, true, rows, vC, vO, yp, O, fp, O, xp, g.sw * C); break;
+  default: gemm_acc(L, dt, true, false, vC, vO, rows, xp, g.sw * C, yp, O, fp, O); break;
+  }
+  kl_for_end(L, &lw);
+  kl_for_end(L, &lh);
+  kl_for_end(L, &lo);
+  kl_for_end(L, &ln);
+  return true;
+}
+
+/* ======================================================================
+ * the window walker (depthwise convolution and pooling)
+ * ====================================================================== */
+
+/* Where the walker stands: offsets of x[n, ih, iw, 0] (taps only) and
+ * y[n, oh, ow, 0], the tap kh*KW + kw (taps only), the number of taps in the
+ * window (the count of non-padding elements), and the channel c when the
+ * walk loops channels around the taps. */
+typedef struct win_at {
+  LLVMValueRef xoff, yoff, tap, count, c;
+} win_at;
+
+typedef void (*win_fn)(kl_ctx *L, const win_geom *g, void *arg, const win_at *at);
+
+typedef struct win_walk {
+  win_fn before, tap, after; /* each may be NULL; before/after run once per output position */
+  bool per_channel;          /* loop channels outside the taps (for per-channel running state) */
+  int64_t ych;               /* channels of the output */
+  void *arg;
+} win_walk;
+
+/* for n, oh, ow: before; for each tap inside the input: tap; after. */
+static void walk_windows(kl_ctx *L, const win_geom *g, const win_walk *w) {
+  int64_t *khlo = arena_i64s(L, g->OH), *khn = arena_i64s(L, g->OH);
+  int64_t *kwlo = arena_i64s(L, g->OW), *kwn = arena_i64s(L, g->OW);
+  valid_ranges(g->OH, g->sh, g->KH, g->dh, g->pt, g->H, khlo, khn);
+  valid_ranges(g->OW, g->sw, g->KW, g->dw, g->pl, g->W, kwlo, kwn);
+  win_at at = {0};
+  kl_loop ln = kl_for(L, kl_i64(L, g->N), "win_n");
+  kl_loop lo = kl_for(L, kl_i64(L, g->OH), "win_oh");
+  LLVMValueRef oh = lo.index;
+  LLVMValueRef h0 = table_at(L, khlo, g->OH, oh, "win_khlo"), hn = table_at(L, khn, g->OH, oh, "win_khn");
+  kl_loop lw = kl_for(L, kl_i64(L, g->OW), "win_ow");
+  LLVMValueRef ow = lw.index;
+  LLVMValueRef w0 = table_at(L, kwlo, g->OW, ow, "win_kwlo"), wn = table_at(L, kwn, g->OW, ow, "win_kwn");
+  at.yoff = madd(L, madd(L, madd(L, ln.index, g->OH, oh), g->OW, ow), w->ych, NULL);
+  at.count = LLVMBuildNSWMul(L->B, hn, wn, "");
+  kl_loop lc = {0};
+  if (w->per_channel) {
+    lc = kl_for(L, kl_i64(L, g->C), "win_c");
+    at.c = lc.index;
+  }
+  if (w->before) w->before(L, g, w->arg, &at);
+  kl_loop lkh = kl_for(L, hn, "win_kh");
+  LLVMValueRef kh = iadd(L, h0, lkh.index);
+  LLVMValueRef ih = iadd(L, madd(L, oh, g->sh, kl_i64(L, -g->pt)), madd(L, kh, g->dh, NULL));
+  kl_loop lkw = kl_for(L, wn, "win_kw");
+  LLVMValueRef kw = iadd(L, w0, lkw.index);
+  LLVMValueRef iw = iadd(L, madd(L, ow, g->sw, kl_i64(L, -g->pl)), madd(L, kw, g->dw, NULL));
+  at.xoff = madd(L, iadd(L, madd(L, madd(L, ln.index, g->H, ih), g->W, NULL), iw), g->C, NULL);
+  at.tap = madd(L, kh, g->KW, kw);
+  if (w->tap) w->tap(L, g, w->arg, &at);
+  kl_for_end(L, &lkw);
+  kl_for_end(L, &lkh);
+  at.xoff = at.tap = NULL;
+  if (w->after) w->after(L, g, w->arg, &at);
+  if (w->per_channel) kl_for_end(L, &lc);
+  kl_for_end(L, &lw);
+  kl_for_end(L, &lo);
+  kl_for_end(L, &ln);
+}
+
+/* ---- depthwise_conv2d family ----
+ * y[n,oh,ow,c*M+m] = sum over taps of x[n,ih,iw,c] * f[kh,kw,c,m]: the
+ * forward op accumulates into y, the input gradient into x and the filter
+ * gradient into f, always from the product of the other two. */
+
+typedef struct dw_arg {
+  kiln_dtype dt;
+  LLVMValueRef p[3]; /* x, f, y */
+  int acc;           /* which of them the op computes */
+} dw_arg;
+
+static void dw_tap(kl_ctx *L, const win_geom *g, void *arg, const win_at *at) {
+  dw_arg *d = arg;
+  kl_loop lc = kl_for(L, kl_i64(L, g->C), "dw_c");
+  LLVMValueRef c = lc.index;
+  LLVMValueRef fbase = madd(L, madd(L, at->tap, g->C, c), g->M, NULL);
+  LLVMValueRef ybase = madd(L, c, g->M, at->yoff);
+  kl_loop lm = {0};
+  LLVMValueRef mi = kl_i64(L, 0);
+  if (g->M != 1) {
+    lm = kl_for(L, kl_i64(L, g->M), "dw_m");
+    mi = lm.index;
+  }
+  LLVMValueRef idx[3] = {iadd(L, at->xoff, c), iadd(L, fbase, mi), iadd(L, ybase, mi)};
+  int a = (d->acc + 1) % 3, b = (d->acc + 2) % 3;
+  mul_acc(L, d->dt, d->p[d->acc], idx[d->acc], kl_load(L, d->dt, d->p[a], idx[a]), kl_load(L, d->dt, d->p[b], idx[b]));
+  if (g->M != 1) kl_for_end(L, &lm);
+  kl_for_end(L, &lc);
+}
+
+bool kl_lower_depthwise_conv2d(kl_ctx *L, int node) {
+  const kg_node *n = &L->m->nodes[node];
+  const kg_type *rt = kl_out_type(L, node, 0);
+  int role = conv_role(n->op);
+  win_geom g;
+  kg_shape xs, fs, ys;
+  if (!conv_geom(NULL, L->m, n, &g, &xs, &fs, &ys)) return node_fail(L, node, "internal: invalid depthwise geometry");
+  LLVMValueRef res = kl_out(L, node, 0);
+  kl_memset0(L, res, kg_type_bytes(rt));
+  if (kg_shape_numel(&xs) == 0 || kg_shape_numel(&fs) == 0 || kg_shape_numel(&ys) == 0) return true;
+  dw_arg d = {rt->dtype, {0}, role == ROLE_FWD ? 2 : role == ROLE_INPUT_GRAD ? 0 : 1};
+  d.p[0] = role == ROLE_INPUT_GRAD ? res : kl_in(L, node, 0);
+  d.p[1] = role == ROLE_FWD ? kl_in(L, node, 1) : role == ROLE_INPUT_GRAD ? kl_in(L, node, 0) : res;
+  d.p[2] = role == ROLE_FWD ? res : kl_in(L, node, 1);
+  win_walk w = {NULL, dw_tap, NULL, false, g.C * g.M, &d};
+  walk_windows(L, &g, &w);
+  return true;
+}
+
+/* ---- pooling ----
+ * max_pool:      y = max over the window (y starts at -inf)
+ * avg_pool:      y = sum over the window / number of non-padding taps
+ * avg_pool_grad: dx += dy / number of non-padding taps, for every tap
+ * max_pool_grad: per channel, dx at the window's first maximum += dy */
+
+typedef struct pool_arg {
+  int op;
+  kiln_dtype dt;
+  LLVMValueRef x, y;       /* the input side (x, or avg_pool_grad's dx) and the output side (y or dy) */
+  LLVMValueRef dx;         /* max_pool_grad: the result it scatters into */
+  LLVMValueRef best, bidx; /* max_pool_grad: the running maximum and its offset in x */
+} pool_arg;
+
+enum { POOL_BEFORE, POOL_TAP, POOL_AFTER };
+
+/* The channel loop of max_pool, avg_pool and avg_pool_grad at one step of
+ * the walk (before the taps, at a tap, after them). */
+static void pool_chan(kl_ctx *L, const win_geom *g, const pool_arg *p, const win_at *at, int step) {
+  kiln_dtype dt = p->dt;
+  bool max = p->op == KC_OP_MAX_POOL;
+  if (step == POOL_BEFORE && !max) return;     /* the sums start from the zeroed result */
+  if (step == POOL_AFTER && p->op != KC_OP_AVG_POOL) return;
+  kl_loop lc = kl_for(L, kl_i64(L, g->C), "pool_c");
+  LLVMValueRef yi = iadd(L, at->yoff, lc.index);
+  LLVMValueRef xi = at->xoff ? iadd(L, at->xoff, lc.index) : NULL;
+  LLVMValueRef count = kl_convert(L, at->count, KILN_I64, dt);
+  if (step == POOL_BEFORE) {
+    kl_store(L, dt, p->y, yi, kl_const_f(L, dt, -INFINITY));
+  } else if (step == POOL_AFTER) {
+    kl_store(L, dt, p->y, yi, fprim(L, "div", dt, kl_load(L, dt, p->y, yi), count));
+  } else if (p->op == KC_OP_AVG_POOL_GRAD) {
+    LLVMValueRef share = fprim(L, "div", dt, kl_load(L, dt, p->y, yi), count);
+    kl_store(L, dt, p->x, xi, fprim(L, "add", dt, kl_load(L, dt, p->x, xi), share));
+  } else {
+    kl_store(L, dt, p->y, yi, fprim(L, max ? "max" : "add", dt, kl_load(L, dt, p->y, yi), kl_load(L, dt, p->x, xi)));
+  }
+  kl_for_end(L, &lc);
+}
+
+static void pool_before(kl_ctx *L, const win_geom *g, void *arg, const win_at *at) {
+  pool_arg *p = arg;
+  if (p->op != KC_OP_MAX_POOL_GRAD) {
+    pool_chan(L, g, p, at, POOL_BEFORE);
+    return;
+  }
+  LLVMBuildStore(L->B, kl_const_f(L, p->dt, -INFINITY), p->best);
+  LLVMBuildStore(L->B, kl_i64(L, -1), p->bidx);
+}
+
+static void pool_tap(kl_ctx *L, const win_geom *g, void *arg, const win_at *at) {
+  pool_arg *p = arg;
+  if (p->op != KC_OP_MAX_POOL_GRAD) {
+    pool_chan(L, g, p, at, POOL_TAP);
+    return;
+  }
+  /* strictly greater, so the first maximum in window order wins (as TF);
+   * the first tap is always taken, so a window of NaN or -inf still has one */
+  LLVMValueRef xi = iadd(L, at->xoff, at->c);
+  LLVMValueRef v = kl_load(L, p->dt, p->x, xi), best = LLVMBuildLoad2(L->B, kl_value_type(L, p->dt), p->best, "");
+  LLVMValueRef bidx = LLVMBuildLoad2(L->B, L->t_i64, p->bidx, "");
+  LLVMValueRef args[2] = {v, best};
+  LLVMValueRef take = LLVMBuildOr(L->B, kl_prim(L, "gt", p->dt, KILN_BOOL, args, 2),
+                                  LLVMBuildICmp(L->B, LLVMIntSLT, bidx, kl_i64(L, 0), ""), "");
+  LLVMBuildStore(L->B, LLVMBuildSelect(L->B, take, v, best, ""), p->best);
+  LLVMBuildStore(L->B, LLVMBuildSelect(L->B, take, xi, bidx, ""), p->bidx);
+}
+
+static void pool_after(kl_ctx *L, const win_geom *g, void *arg, const win_at *at) {
+  pool_arg *p = arg;
+  if (p->op != KC_OP_MAX_POOL_GRAD) {
+    pool_chan(L, g, p, at, POOL_AFTER);
+    return;
+  }
+  /* every window holds at least one input element, so bidx is set */
+  LLVMValueRef bidx = LLVMBuildLoad2(L->B, L->t_i64, p->bidx, "");
+  LLVMValueRef dy = kl_load(L, p->dt, p->y, iadd(L, at->yoff, at->c));
+  kl_store(L, p->dt, p->dx, bidx, fprim(L, "add", p->dt, kl_load(L, p->dt, p->dx, bidx), dy));
+}
+
+bool kl_lower_pool(kl_ctx *L, int node) {
+  const kg_node *n = &L->m->nodes[node];
+  const kg_type *rt = kl_out_type(L, node, 0);
+  win_geom g;
+  kg_shape xs, ys;
+  if (!pool_geom(NULL, L->m, n, &g, &xs, &ys)) return node_fail(L, node, "internal: invalid pooling geometry");
+  LLVMValueRef res = kl_out(L, node, 0);
+  if (n->op != KC_OP_MAX_POOL) kl_memset0(L, res, kg_type_bytes(rt));
+  if (kg_shape_numel(&ys) == 0) return true;
+  pool_arg p = {n->op, rt->dtype, kl_in(L, node, 0), res, NULL, NULL, NULL};
+  if (n->op == KC_OP_AVG_POOL_GRAD) p.x = res, p.y = kl_in(L, node, 0);
+  if (n->op == KC_OP_MAX_POOL_GRAD) {
+    p.y = kl_in(L, node, 1), p.dx = res;
+    p.best = entry_slot(L, kl_value_type(L, p.dt), "mpg_best");
+    p.bidx = entry_slot(L, L->t_i64, "mpg_idx");
+  }
+  win_walk w = {pool_before, pool_tap, pool_after, n->op == KC_OP_MAX_POOL_GRAD, g.C, &p};
+  walk_windows(L, &g, &w);
+  return true;
+}
+
+/* ======================================================================
+ * gradient rules: the gradient ops above, with the forward op's window
+ * attributes and the shape of the operand they compute
+ * ====================================================================== */
+
+/* Copies the attributes of n named in `names` that it has; returns the count. */
+static int copy_attrs(const kg_node *n, const char *const *names, kg_attr *out) {
+  int k = 0;
+  for (int i = 0; names[i]; i++) {
+    const kg_attr *a = kg_node_attr(n, names[i]);
+    if (a) out[k++] = *a;
+  }
+  return k;
+}
+
+static const char *const conv_attr_names[] = {"strides", "dilations", "padding", NULL};
+static const char *const pool_attr_names[] = {"ksize", "strides", "padding", NULL};
+
+/* dx = backprop_input(filter, dy) {input_sizes}, df = backprop_filter(x, dy) {filter_sizes} */
+static bool conv_grad(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx, int input_op, int filter_op) {
+  const kg_node *n = &g->m->nodes[node];
+  kg_ref x = n->in[0], f = n->in[1];
+  kg_shape xs = kb_type(g, x)->shape, fs = kb_type(g, f)->shape;
+  kg_attr a[4];
+  int na = copy_attrs(n, conv_attr_names, a); /* n is not used after this: building moves nodes */
+  a[na] = kb_attr_ints(g, "input_sizes", xs.dim, 4);
+  kg_ref in_x[] = {f, dy[0]};
+  dx[0] = kb_node(g, input_op, in_x, 2, a, na + 1);
+  a[na] = kb_attr_ints(g, "filter_sizes", fs.dim, 4);
+  kg_ref in_f[] = {x, dy[0]};
+  dx[1] = kb_node(g, filter_op, in_f, 2, a, na + 1);
+  return true;
+}
+
+bool kc_grad_conv2d(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  return conv_grad(g, node, dy, dx, KC_OP_CONV2D_BACKPROP_INPUT, KC_OP_CONV2D_BACKPROP_FILTER);
+}
+
+bool kc_grad_depthwise_conv2d(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  return conv_grad(g, node, dy, dx, KC_OP_DEPTHWISE_CONV2D_BACKPROP_INPUT, KC_OP_DEPTHWISE_CONV2D_BACKPROP_FILTER);
+}
+
+bool kc_grad_max_pool(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  const kg_node *n = &g->m->nodes[node];
+  kg_attr a[3];
+  int na = copy_attrs(n, pool_attr_names, a);
+  kg_ref in[] = {n->in[0], dy[0]};
+  dx[0] = kb_node(g, KC_OP_MAX_POOL_GRAD, in, 2, a, na);
+  return true;
+}
+
+bool kc_grad_avg_pool(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
+  const kg_node *n = &g->m->nodes[node];
+  kg_shape xs = kb_type(g, n->in[0])->shape;
+  kg_attr a[4];
+  int na = copy_attrs(n, pool_attr_names, a);
+  a[na] = kb_attr_ints(g, "input_sizes", xs.dim, 4);
+  dx[0] = kb_node(g, KC_OP_AVG_POOL_GRAD, dy, 1, a, na + 1);
+  return true;
+}
+
+/* ======================================================================
+ * composite ops: shape rules here, expansions into primitive ops below
+ * ====================================================================== */
+
+/* ---- batch_norm, batch_norm_inference ---- */
+
+/* The axes normalized over (default: all but the last), the statistics'
+ * shape (x's other dimensions, in order) and x's shape with the normalized
+ * dimensions set to 1 (for broadcasting the statistics back). */
+typedef struct bn_axes {
+  int n;
+  int64_t axis[KILN_MAX_RANK];
+  kg_shape stat, kept;
+} bn_axes;
+
+static bool bn_axes_of(kc_infer_ctx *c, const kg_node *n, const kg_shape *x, bn_axes *b) {
+  bool red[KILN_MAX_RANK] = {0};
+  int cnt = 0;
+  const int64_t *v = NULL;
+  if (x->rank < 1) return NODE_ERR(c, n, "x must have rank >= 1, not a scalar");
+  if (kc_attr_ints(n, "axes", &cnt, &v)) {
+    for (int i = 0; i < cnt; i++) {
+      int a = (int)(v[i] < 0 ? v[i] + x->rank : v[i]);
+      if (c && !kc_axis(c, n, v[i], x->rank, &a)) return false;
+      if (red[a]) return NODE_ERR(c, n, "axis %lld is listed twice in axes", (long long)v[i]);
+      red[a] = true;
+    }
+  } else {
+    for (int d = 0; d < x->rank - 1; d++) red[d] = true;
+  }
+  b->n = 0;
+  b->stat = (kg_shape){0};
+  b->kept = *x;
+  for (int d = 0; d < x->rank; d++) {
+    if (red[d]) {
+      b->axis[b->n++] = d;
+      b->kept.dim[d] = 1;
+    } else {
+      b->stat.dim[b->stat.rank++] = x->dim[d];
+    }
+  }
+  if (!b->n) return NODE_ERR(c, n, "there is no axis to normalize over (x is rank 1: give axes=[0])");
+  return true;
+}
+
+bool kc_infer_batch_norm(kc_infer_ctx *c, kg_node *n) {
+  static const char *const names[] = {"x", "scale", "offset", "mean", "variance"};
+  bool inference = n->op == KC_OP_BATCH_NORM_INFERENCE;
+  bool training = !inference && kg_attr_bool(n, "training", true);
+  if (training && n->n_in != 3)
+    return kc_node_error(c, n, "with training=true the operands are x, scale, offset (%d given): the mean and "
+                         "variance come from the batch", n->n_in);
+  if (!training && n->n_in != 5)
+    return kc_node_error(c, n, "with training=false the operands are x, scale, offset, mean, variance (%d given)",
+                         n->n_in);
+  if (kg_attr_float(n, "epsilon", 0.001) < 0) return kc_node_error(c, n, "epsilon must not be negative");
+  const kg_type *x = kc_in_type(c, n, 0);
+  bn_axes b;
+  if (!same_dtypes(c, n, 1, n->n_in) || !bn_axes_of(c, n, &x->shape, &b)) return false;
+  for (int k = 1; k < n->n_in; k++)
+    if (!kg_shape_eq(&kc_in_type(c, n, k)->shape, &b.stat)) {
+      char s1[160], s2[160], s3[160];
+      return kc_node_error(c, n, "%s is %s but must be %s: the dimensions of x %s not normalized over", names[k],
+                           kc_shape_str(&kc_in_type(c, n, k)->shape, s1, sizeof s1),
+                           kc_shape_str(&b.stat, s2, sizeof s2), kc_shape_str(&x->shape, s3, sizeof s3));
+    }
+  n->n_out = inference ? 1 : 3;
+  n->out = kc_alloc(c->m->arena, sizeof(kg_type) * (size_t)n->n_out);
+  n->out[0] = *x;
+  for (int k = 1; k < n->n_out; k++) n->out[k] = (kg_type){x->dtype, b.stat};
+  return true;
+}
+
+/* ---- dropout ---- */
+
+bool kc_infer_dropout(kc_infer_ctx *c, kg_node *n) {
+  double rate = kg_attr_float(n, "rate", 0);
+  if (!(rate >= 0 && rate < 1)) return kc_node_error(c, n, "rate %g must be in [0, 1)", rate);
+  const kg_type *x = kc_in_type(c, n, 0);
+  kc_set_out(c, n, x->dtype, &x->shape);
+  return true;
+}
+
+/* ---- the cross-entropy losses ---- */
+
+bool kc_infer_softmax_cross_entropy(kc_infer_ctx *c, kg_node *n) {
+  const kg_type *lab = kc_in_type(c, n, 0), *log = kc_in_type(c, n, 1);
+  char a[160], b[160];
+  kg_type_str(lab, a, sizeof a);
+  kg_type_str(log, b, sizeof b);
+  if (!kg_dtype_is_float(log->dtype)) return kc_node_error(c, n, "logits %s must be f32 or f64", b);
+  if (log->shape.rank < 1 || log->shape.dim[log->shape.rank - 1] < 1)
+    return kc_node_error(c, n, "logits %s need a last dimension of classes", b);
+  kg_shape s = log->shape;
+  s.rank--;
+  if (n->op == KC_OP_SPARSE_SOFTMAX_CROSS_ENTROPY_WITH_LOGITS) {
+    if (lab->dtype != KILN_I32 && lab->dtype != KILN_I64)
+      return kc_node_error(c, n, "labels %s must be i32 or i64 class indices", a);
+    if (!kg_shape_eq(&lab->shape, &s))
+      return kc_node_error(c, n, "labels %s must have the shape of logits %s without its last dimension", a, b);
+  } else if (!kg_type_eq(lab, log)) {
+    return kc_node_error(c, n, "labels %s and logits %s must have the same type", a, b);
+  }
+  kc_set_out(c, n, log->dtype, &s);
+  return true;
+}
+
+/* ---- l2_loss ---- */
+
+bool kc_infer_l2_loss(kc_infer_ctx *c, kg_node *n) {
+  kg_shape s = {0};
+  kc_set_out(c, n, kc_in_type(c, n, 0)->dtype, &s);
+  return true;
+}
+
+/* ---- expansions ---- */
+
+/* sum or mean of x over axes (all of them when axes is NULL). */
+static kg_ref reduce_over(kc_grad_ctx *g, int op, kg_ref x, const int64_t *axes, int n_axes, bool keepdims) {
+  kg_attr a[2] = {kb_attr_bool("keepdims", keepdims)};
+  int na = 1;
+  if (axes) a[na++] = kb_attr_ints(g, "axes", axes, n_axes);
+  return kb_node(g, op, &x, 1, a, na);
+}
+
+/* y = d * rsqrt(variance + epsilon) * scale + offset, with d = x - mean and
+ * the statistics in x's rank (kept shape); scale and offset are reshaped. */
+static kg_ref bn_normalize(kc_grad_ctx *g, kg_ref d, kg_ref var, kg_ref scale, kg_ref offset, double eps,
+                           const kg_shape *kept) {
+  kiln_dtype dt = kb_type(g, d)->dtype;
+  kg_ref inv = kb_unary(g, KC_OP_RSQRT, kb_binary(g, KC_OP_ADD, var, kb_scalar(g, dt, eps)));
+  kg_ref a = kb_binary(g, KC_OP_MUL, inv, kb_reshape(g, scale, kept));
+  return kb_binary(g, KC_OP_ADD, kb_binary(g, KC_OP_MUL, d, a), kb_reshape(g, offset, kept));
+}
+
+/* Training: the batch's mean and biased variance (as fused_batch_norm
+ * normalizes with), returned as outputs 1 and 2.  Inference (training=false,
+ * or batch_norm_inference): the given mean and variance. */
+bool kc_expand_batch_norm(kc_grad_ctx *g, int node, kg_ref *out) {
+  const kg_node *n = &g->m->nodes[node];
+  bool inference = n->op == KC_OP_BATCH_NORM_INFERENCE || !kg_attr_bool(n, "training", true);
+  double eps = kg_attr_float(n, "epsilon", 0.001);
+  kg_ref x = n->in[0], scale = n->in[1], offset = n->in[2];
+  kg_ref mean_in = inference ? n->in[3] : KG_NOREF, var_in = inference ? n->in[4] : KG_NOREF;
+  bool multi = n->op == KC_OP_BATCH_NORM;
+  bn_axes b;
+  if (!bn_axes_of(NULL, n, &kb_type(g, x)->shape, &b)) return kc_error(g->d, g->loc, "internal: batch_norm axes");
+  kg_ref mean, var = KG_NOREF;
+  if (inference) {
+    mean = kb_reshape(g, mean_in, &b.kept);
+    var = kb_reshape(g, var_in, &b.kept);
+  } else {
+    mean = reduce_over(g, KC_OP_MEAN, x, b.axis, b.n, true);
+  }
+  kg_ref d = kb_binary(g, KC_OP_SUB, x, mean);
+  if (!inference) var = reduce_over(g, KC_OP_MEAN, kb_unary(g, KC_OP_SQUARE, d), b.axis, b.n, true);
+  out[0] = bn_normalize(g, d, var, scale, offset, eps, &b.kept);
+  if (multi) {
+    out[1] = inference ? mean_in : kb_reshape(g, mean, &b.stat);
+    out[2] = inference ? var_in : kb_reshape(g, var, &b.stat);
+  }
+  return true;
+}
+
+/* keep = random_uniform(x's type) >= rate; y = keep ? x / (1 - rate) : 0.
+ * The random op keeps the seed, so the mask is reproducible and new each run. */
+bool kc_expand_dropout(kc_grad_ctx *g, int node, kg_ref *out) {
+  const kg_node *n = &g->m->nodes[node];
+  kg_ref x = n->in[0];
+  double rate = kg_attr_float(n, "rate", 0);
+  kg_attr seed = kb_attr_int("seed", kg_attr_int(n, "seed", 0));
+  kg_type t = *kb_type(g, x);
+  kg_ref u = kb_typed_node(g, KC_OP_RANDOM_UNIFORM, &t, NULL, 0, &seed, 1);
+  kg_ref keep = kb_binary(g, KC_OP_GREATER_EQUAL, u, kb_scalar(g, t.dtype, rate));
+  kg_ref scaled = kb_binary(g, KC_OP_MUL, x, kb_scalar(g, t.dtype, 1.0 / (1.0 - rate)));
+  kg_ref sel[] = {keep, scaled, kb_scalar(g, t.dtype, 0)};
+  out[0] = kb_node(g, KC_OP_SELECT, sel, 3, NULL, 0);
+  return true;
+}
+
+/* loss = -sum(labels * log_softmax(logits), last axis).  The sparse form
+ * one-hot encodes its labels first; a label outside [0, classes) gives a
+ * NaN loss (as TF on GPUs) rather than a silently wrong one. */
+bool kc_expand_softmax_cross_entropy(kc_grad_ctx *g, int node, kg_ref *out) {
+  const kg_node *n = &g->m->nodes[node];
+  bool sparse = n->op == KC_OP_SPARSE_SOFTMAX_CROSS_ENTROPY_WITH_LOGITS;
+  kg_ref labels = n->in[0], logits = n->in[1];
+  const kg_type *lt = kb_type(g, logits);
+  kiln_dtype dt = lt->dtype, ldt = kb_type(g, labels)->dtype;
+  int64_t last = lt->shape.rank - 1, classes = lt->shape.dim[last];
+  kg_ref dense = labels;
+  if (sparse) {
+    kg_attr oh[] = {kb_attr_int("depth", classes), kb_attr_dtype("dtype", dt)};
+    dense = kb_node(g, KC_OP_ONE_HOT, &labels, 1, oh, 2);
+  }
+  kg_attr ax = kb_attr_int("axis", -1);
+  kg_ref lsm = kb_node(g, KC_OP_LOG_SOFTMAX, &logits, 1, &ax, 1);
+  kg_ref loss = kb_unary(g, KC_OP_NEG, reduce_over(g, KC_OP_SUM, kb_binary(g, KC_OP_MUL, dense, lsm), &last, 1, false));
+  if (sparse) {
+    kg_ref lo = kb_binary(g, KC_OP_GREATER_EQUAL, labels, kb_scalar(g, ldt, 0));
+    kg_ref hi = kb_binary(g, KC_OP_LESS, labels, kb_scalar(g, ldt, (double)classes));
+    kg_ref sel[] = {kb_binary(g, KC_OP_LOGICAL_AND, lo, hi), loss, kb_scalar(g, dt, NAN)};
+    loss = kb_node(g, KC_OP_SELECT, sel, 3, NULL, 0);
+  }
+  out[0] = loss;
+  return true;
+}
+
+/* sum(x * x) / 2 */
+bool kc_expand_l2_loss(kc_grad_ctx *g, int node, kg_ref *out) {
+  kg_ref x = g->m->nodes[node].in[0];
+  kg_ref s = reduce_over(g, KC_OP_SUM, kb_unary(g, KC_OP_SQUARE, x), NULL, 0, false);
+  out[0] = kb_binary(g, KC_OP_MUL, s, kb_scalar(g, kb_type(g, x)->dtype, 0.5));
+  return true;
+}

@@ -160,7 +160,8 @@ static bool same_dtypes(kc_infer_ctx *c, const kg_node *n, int from, int to) {
     if (kc_in_type(c, n, k)->dtype != kc_in_type(c, n, 0)->dtype) {
       char a[160], b[160];
       return kc_node_error(c, n, "operand %d is %s but operand 0 is %s: dtypes must match", k,
-                           kg_type_str(kc_in_type(c, n, k), a, sizeof a), kg_type_str(kc_in_type(c, n, 0), b, sizeof b));
+                           kg_type_str(kc_in_type(c, n, k), a, sizeof a),
+                           kg_type_str(kc_in_type(c, n, 0), b, sizeof b));
     }
   return true;
 }
@@ -211,7 +212,8 @@ static bool conv_geom(kc_infer_ctx *c, const kg_module *m, const kg_node *n, win
   if (!rank4(c, n, "the input", "[N,H,W,C]", xs) || !rank4(c, n, "the filter", flayout, fs)) return false;
   char a[160], b[160];
   if (fs->dim[2] != xs->dim[3])
-    return NODE_ERR(c, n, "the input %s has %lld channels but the filter %s expects %lld", kc_shape_str(xs, a, sizeof a),
+    return NODE_ERR(c, n, "the input %s has %lld channels but the filter %s expects %lld",
+                    kc_shape_str(xs, a, sizeof a),
                     (long long)xs->dim[3], kc_shape_str(fs, b, sizeof b), (long long)fs->dim[2]);
   if (fs->dim[0] < 1 || fs->dim[1] < 1)
     return NODE_ERR(c, n, "the filter %s has no taps", kc_shape_str(fs, b, sizeof b));
@@ -242,7 +244,8 @@ static bool pool_geom(kc_infer_ctx *c, const kg_module *m, const kg_node *n, win
     *xs = kg_ref_type(m, n->in[0])->shape;
   }
   int64_t k[2];
-  if (!rank4(c, n, "the input", "[N,H,W,C]", xs) || !hw_attr(c, n, "ksize", k) || !win_make(c, n, xs, k[0], k[1], false, g))
+  if (!rank4(c, n, "the input", "[N,H,W,C]", xs) || !hw_attr(c, n, "ksize", k) ||
+      !win_make(c, n, xs, k[0], k[1], false, g))
     return false;
   g->M = 1;
   *ys = (kg_shape){.rank = 4, .dim = {g->N, g->OH, g->OW, g->C}};
@@ -313,7 +316,9 @@ static void valid_ranges(int64_t na, int64_t sa, int64_t nb, int64_t sb, int64_t
   }
 }
 
-static int64_t *arena_i64s(kl_ctx *L, int64_t n) { return kc_alloc(L->m->arena, sizeof(int64_t) * (size_t)(n ? n : 1)); }
+static int64_t *arena_i64s(kl_ctx *L, int64_t n) {
+  return kc_alloc(L->m->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
+}
 
 /* An accumulator slot in the entry block (mem2reg makes it a register). */
 static LLVMValueRef entry_slot(kl_ctx *L, LLVMTypeRef ty, const char *name) {
@@ -863,12 +868,14 @@ bool kc_expand_batch_norm(kc_grad_ctx *g, int node, kg_ref *out) {
 }
 
 /* keep = random_uniform(x's type) >= rate; y = keep ? x / (1 - rate) : 0.
- * The random op keeps the seed, so the mask is reproducible and new each run. */
+ * The random op gets the dropout's seed (without one, the seed derived from
+ * the dropout's name, so that two dropouts draw different masks): the mask
+ * is reproducible, and new each run. */
 bool kc_expand_dropout(kc_grad_ctx *g, int node, kg_ref *out) {
   const kg_node *n = &g->m->nodes[node];
   kg_ref x = n->in[0];
   double rate = kg_attr_float(n, "rate", 0);
-  kg_attr seed = kb_attr_int("seed", kg_attr_int(n, "seed", 0));
+  kg_attr seed = kb_attr_int("seed", (int64_t)kc_node_seed(n));
   kg_type t = *kb_type(g, x);
   kg_ref u = kb_typed_node(g, KC_OP_RANDOM_UNIFORM, &t, NULL, 0, &seed, 1);
   kg_ref keep = kb_binary(g, KC_OP_GREATER_EQUAL, u, kb_scalar(g, t.dtype, rate));

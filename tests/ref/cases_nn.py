@@ -405,11 +405,13 @@ for dt in FLOATS:
 
 
 def same_masks(out, feeds):
-    a, b, c = out
+    a, b, c, d, e = out
     if not np.array_equal(a, b):
         return "two dropouts with one seed differ"
     if np.array_equal(a != 0, c != 0):
         return "dropouts with different seeds drew the same mask"
+    if np.array_equal(d != 0, e != 0):
+        return "two dropouts without a seed drew the same mask"
     return None
 
 
@@ -418,7 +420,9 @@ add("dropout_seeds", """
     a = dropout(x) {rate=0.5, seed=9}
     b = dropout(x) {rate=0.5, seed=9}
     c = dropout(x) {rate=0.5, seed=10}
-""", {"x": positive("f32", (1000,))}, ["a", "b", "c"], dt="f32", check=same_masks)
+    d = dropout(x) {rate=0.5}
+    e = dropout(x) {rate=0.5}
+""", {"x": positive("f32", (1000,))}, ["a", "b", "c", "d", "e"], dt="f32", check=same_masks)
 
 
 def mask_is_draw(out, feeds):

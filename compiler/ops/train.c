@@ -17,10 +17,13 @@
  * `<var>/beta1_power` and `<var>/beta2_power` (TF keeps one pair per
  * optimizer, named beta1_power / beta2_power; the values are the same when
  * each variable is updated once per step): they start at beta1 / beta2, the
- * update reads them, then multiplies them by beta1 / beta2.  A slot that
- * already exists with the right type is reused, so two updates of one
- * variable share their accumulators.  EMA shadows are
- * `<var>/ExponentialMovingAverage`, initialized like the variable.
+ * update reads them, then multiplies them by beta1 / beta2.  EMA shadows are
+ * `<var>/ExponentialMovingAverage`, initialized like the variable.  The
+ * parser declares all of these (kc_declare_slots, right after it resolves
+ * operands), so entries and the program can fetch them by name and the
+ * printed graph shows them; an expansion reuses the variable of that name
+ * (of the right type) and makes it only when missing.  So two updates of
+ * one variable share their accumulators.
  *
  * Results.  An apply_* op yields the variable's new value (its storage,
  * like TF's ref output), and everything the update does is done once that
@@ -339,8 +342,18 @@ static kg_ref slot_for(kc_grad_ctx *g, int node, int var, int k) {
     init[ni++] = attr_filled(g, &t, kg_attr_float(&m->nodes[node], sp->attr, sp->dflt));
     break;
   case S_COPY:
-    for (int i = 0; i < vn->n_attrs && ni < 32; i++)
+    for (int i = 0; i < vn->n_attrs && ni < 31; i++)
       if (strcmp(vn->attrs[i].name, "trainable")) init[ni++] = vn->attrs[i];
+    /* a random initializer without a seed draws from a stream named after
+     * its variable: give the copy that seed explicitly */
+    if (!kg_node_attr(vn, "seed")) {
+      kg_attr seed = {0};
+      seed.name = "seed";
+      seed.kind = KG_ATTR_INT;
+      seed.i = (int64_t)kc_node_seed(vn);
+      const char *how = kg_attr_str(vn, "init", "zeros");
+      if (strcmp(how, "zeros") && strcmp(how, "ones") && strcmp(how, "value")) init[ni++] = seed;
+    }
     break;
   }
   return slot_var(g, var, sp->suffix, &t, init, ni);

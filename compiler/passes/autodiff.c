@@ -98,6 +98,42 @@ out:
   free(stack);
 }
 
+/* When x reaches the ys only through integer or bool tensors (argmax,
+ * comparisons, casts to int), the first node on such a path whose result is
+ * not float: the op to name in the error.  -1 when x does not reach at all. */
+static int blocking_node(adctx *a, kg_ref x, const kg_ref *ys, int n_ys) {
+  kg_module *m = a->g.m;
+  char *fwd = calloc((size_t)a->n + 1, 1), *bwd = calloc((size_t)a->n + 1, 1);
+  int *stack = malloc(sizeof(int) * ((size_t)a->n + 1)), found = -1, sp = 0;
+  if (!fwd || !bwd || !stack) goto out;
+  for (int i = 0; i < n_ys; i++)
+    if (!bwd[ys[i].node]) bwd[stack[sp++] = ys[i].node] = 1;
+  while (sp) {
+    const kg_node *v = &m->nodes[stack[--sp]];
+    for (int k = 0; k < v->n_in; k++)
+      if (!bwd[v->in[k].node]) bwd[stack[sp++] = v->in[k].node] = 1;
+  }
+  fwd[x.node] = 1;
+  for (bool changed = true; changed && found < 0;) {
+    changed = false;
+    for (int v = 0; v < a->n && found < 0; v++) {
+      const kg_node *n = &m->nodes[v];
+      if (fwd[v] || n->dead) continue;
+      for (int k = 0; k < n->n_in; k++)
+        if (fwd[n->in[k].node]) {
+          fwd[v] = changed = 1;
+          if (bwd[v] && n->n_out && !kg_dtype_is_float(n->out[0].dtype)) found = v;
+          break;
+        }
+    }
+  }
+out:
+  free(fwd);
+  free(bwd);
+  free(stack);
+  return found;
+}
+
 static void replace_refs(kg_module *m, int node, int index, kg_ref by) {
   for (int v = 0; v < m->n_nodes; v++)
     for (int k = 0; k < m->nodes[v].n_in; k++)
@@ -187,6 +223,13 @@ static bool expand(kg_module *m, int gi, kc_diag *d) {
     kg_ref r = a.acc[a.base[xs[k].node] + xs[k].index];
     const kg_node *x = &m->nodes[xs[k].node];
     if (r.node < 0) {
+      int blocker = blocking_node(&a, xs[k], ys, n_ys);
+      if (blocker >= 0) {
+        ok = kc_error(d, gloc, "'%s' cannot differentiate with respect to '%s': its paths to the ys pass through '%s' (%s), whose result (%s) carries no gradient",
+                      gname, x->name, m->nodes[blocker].name, kc_ops[m->nodes[blocker].op].name,
+                      kg_dtype_name(m->nodes[blocker].n_out ? m->nodes[blocker].out[0].dtype : KILN_BOOL));
+        break;
+      }
       if (x->op != KC_OP_VARIABLE) {
         ok = kc_error(d, gloc, "'%s' asks for the gradient with respect to '%s', which does not reach its ys", gname,
                       x->name);

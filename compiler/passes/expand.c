@@ -78,6 +78,7 @@ bool kc_pass_expand(kg_module *m, kc_diag *d) {
     for (int i = first_new; i < last; i++) {
       kg_node *nn = &m->nodes[i];
       if (!orig->n_ctrl) break;
+      if (nn->op == KC_OP_VARIABLE) continue; /* state has no "run": fetching a slot must not run the step */
       int *c = kc_alloc(m->arena, sizeof(int) * (size_t)(nn->n_ctrl + orig->n_ctrl));
       if (nn->n_ctrl) memcpy(c, nn->ctrl, sizeof(int) * (size_t)nn->n_ctrl);
       memcpy(c + nn->n_ctrl, orig->ctrl, sizeof(int) * (size_t)orig->n_ctrl);

@@ -36,7 +36,8 @@ TEST_SRC := $(wildcard tests/unit/*.c tests/e2e/*.c) tests/testutil.c
 DEPS_STAMP := $(B)/.deps-stamp
 DEB_PACKAGES := llvm-19-dev libopenblas-dev libcriterion-dev python3-numpy \
                 gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu libc6-dev-arm64-cross \
-                libc6-dev-riscv64-cross qemu-user graphviz clang-19 libclang-rt-19-dev
+                libc6-dev-riscv64-cross qemu-user graphviz clang-19 libclang-rt-19-dev \
+                python3-sklearn python3-torch
 
 .PHONY: all deps run test test-sanitize fuzz bench install clean examples
 

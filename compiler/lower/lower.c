@@ -135,6 +135,11 @@ static bool lower_init(kl_ctx *L, LLVMValueRef fn) {
       random_fill(L, v, 0, kg_attr_float(n, "minval", 0), kg_attr_float(n, "maxval", 1));
     } else if (!strcmp(init, "random_normal")) {
       random_fill(L, v, 1, kg_attr_float(n, "mean", 0), kg_attr_float(n, "stddev", 1));
+    } else if (!strcmp(init, "npy")) { /* read at start-up, relative to the working directory */
+      LLVMValueRef dims = t->shape.rank ? kl_const_i64s(L, t->shape.dim, t->shape.rank, "dims") : LLVMConstNull(L->t_ptr);
+      LLVMValueRef args[] = {L->inst, LLVMBuildGlobalStringPtr(L->B, kg_attr_str(n, "path", ""), "path"),
+                             kl_i32(L, t->dtype), kl_i32(L, t->shape.rank), dims, dst};
+      kl_check(L, kl_call(L, "kiln_npy_read", L->t_i32, args, 6));
     } else if (!strcmp(init, "truncated_normal")) {
       random_fill(L, v, 2, kg_attr_float(n, "mean", 0), kg_attr_float(n, "stddev", 1));
     } else if (!strcmp(init, "glorot_uniform")) {

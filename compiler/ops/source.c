@@ -71,3 +71,18 @@ bool kl_lower_random(kl_ctx *L, int node) {
   kl_check(L, kl_call(L, "kiln_rt_random", L->t_i32, args, 9));
   return true;
 }
+
+bool kl_lower_range(kl_ctx *L, int node) {
+  const kg_node *n = &L->m->nodes[node];
+  const kg_type *t = kl_out_type(L, node, 0);
+  kiln_dtype dt = t->dtype;
+  LLVMValueRef out = kl_out(L, node, 0);
+  kl_loop lp = kl_for(L, kl_i64(L, kg_shape_numel(&t->shape)), "range");
+  /* computed in f64 and converted, so integer and float ranges share one rule */
+  LLVMValueRef i = LLVMBuildSIToFP(L->B, lp.index, L->t_f64, "");
+  LLVMValueRef v = LLVMBuildFAdd(L->B, LLVMConstReal(L->t_f64, kg_attr_float(n, "start", 0)),
+                                 LLVMBuildFMul(L->B, i, LLVMConstReal(L->t_f64, kg_attr_float(n, "delta", 1)), ""), "");
+  kl_store(L, dt, out, lp.index, kl_convert(L, v, KILN_F64, dt));
+  kl_for_end(L, &lp);
+  return true;
+}

@@ -252,12 +252,14 @@ static bool topo_order(kc_diag *d, kg_module *m, int *order) {
 
 static bool check_var(kc_diag *d, kg_node *n) {
   static const char *inits[] = {"zeros", "ones", "value", "random_uniform", "random_normal",
-                                "truncated_normal", "glorot_uniform"};
+                                "truncated_normal", "glorot_uniform", "npy"};
   const char *init = kg_attr_str(n, "init", "zeros");
   for (size_t i = 0; i < sizeof inits / sizeof *inits; i++)
     if (!strcmp(init, inits[i])) {
       if (!strcmp(init, "value") && !kg_node_attr(n, "value"))
         return kc_error_node(d, n->loc, n->name, "initializer 'value' needs a literal");
+      if (!strcmp(init, "npy") && !kg_attr_str(n, "path", NULL))
+        return kc_error_node(d, n->loc, n->name, "initializer 'npy' needs a file: npy(path=\"data.npy\")");
       if (strncmp(init, "random", 6) && strcmp(init, "truncated_normal") && strcmp(init, "glorot_uniform"))
         return true;
       if (!kg_dtype_is_float(n->out[0].dtype) && strcmp(init, "random_uniform"))
@@ -268,7 +270,7 @@ static bool check_var(kc_diag *d, kg_node *n) {
     }
   return kc_error_node(d, n->loc, n->name,
                        "unknown initializer '%s' (zeros, ones, a literal, random_uniform, "
-                       "random_normal, truncated_normal, glorot_uniform)",
+                       "random_normal, truncated_normal, glorot_uniform, npy)",
                        init);
 }
 

@@ -224,7 +224,11 @@ kc_expr *kc_expr_copy(kc_arena *a, const kc_expr *e) {
 }
 
 const kc_expr *kc_node_expr(kc_arena *a, const kg_node *n, char *err, size_t errlen) {
-  if (n->op != KC_OP_FUSED) {
+  static const char *assign_text[] = {"x1", "add(x0, x1)", "sub(x0, x1)"};
+  if (n->op == KC_OP_ASSIGN || n->op == KC_OP_ASSIGN_ADD || n->op == KC_OP_ASSIGN_SUB)
+    return kc_expr_parse(a, assign_text[n->op == KC_OP_ASSIGN ? 0 : n->op == KC_OP_ASSIGN_ADD ? 1 : 2], "x0,x1", err,
+                         errlen);
+  if (n->op != KC_OP_FUSED && n->op != KC_OP_ASSIGN_MAP) {
     const kc_expr *e = kc_op_expr(n->op);
     if (!e) snprintf(err, errlen, "op '%s' has no expression", kc_ops[n->op].name);
     return e;

@@ -19,19 +19,30 @@ bool kc_infer_assign(kc_infer_ctx *c, kg_node *n) {
   return true;
 }
 
-bool kl_lower_assign(kl_ctx *L, int node) {
-  /* ref = f(ref, value) in place, through the same loop emitter as every
-   * elementwise op, so the update vectorizes like one. */
-  static kc_expr *exprs[3];
-  static kc_arena *arena;
-  int k = L->m->nodes[node].op == KC_OP_ASSIGN ? 0 : L->m->nodes[node].op == KC_OP_ASSIGN_ADD ? 1 : 2;
-  if (!exprs[k]) {
-    static const char *text[] = {"value", "add(ref, value)", "sub(ref, value)"};
-    char err[64];
-    if (!arena) arena = kc_arena_new();
-    exprs[k] = kc_expr_parse(arena, text[k], "ref, value", err, sizeof err);
+/* ref = f(ref, value) in place, through the same loop emitter as every
+ * elementwise op (the expressions are kc_node_expr's), so updates vectorize. */
+bool kl_lower_assign(kl_ctx *L, int node) { return kl_lower_assign_map(L, node); }
+
+/* assign_map: the fuse pass's merge of an assignment with the elementwise
+ * work that computes its value; the expression reads the variable as x0. */
+bool kc_infer_assign_map(kc_infer_ctx *c, kg_node *n) {
+  char err[160];
+  const kg_type *ref = kc_in_type(c, n, 0);
+  if (!kc_node_expr(c->m->arena, n, err, sizeof err)) return kc_node_error(c, n, "bad expr: %s", err);
+  for (int i = 1; i < n->n_in; i++) {
+    kg_shape s;
+    if (!kc_broadcast(c, n, &ref->shape, &kc_in_type(c, n, i)->shape, &s)) return false;
+    if (!kg_shape_eq(&s, &ref->shape)) return kc_node_error(c, n, "operand %d does not broadcast to the variable's shape", i);
   }
-  return kl_emit_map(L, node, exprs[k]);
+  kc_set_out(c, n, ref->dtype, &ref->shape);
+  return true;
+}
+
+bool kl_lower_assign_map(kl_ctx *L, int node) {
+  char err[160];
+  const kc_expr *e = kc_node_expr(L->m->arena, &L->m->nodes[node], err, sizeof err);
+  if (!e) return kc_error(L->diag, L->m->nodes[node].loc, "%s", err);
+  return kl_emit_map(L, node, e);
 }
 
 static const kg_node *queue_of(kc_infer_ctx *c, const kg_node *n) { return &c->m->nodes[n->in[0].node]; }

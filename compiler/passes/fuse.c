@@ -19,6 +19,15 @@
 
 static bool is_map(const kg_node *n) { return !n->dead && (kc_ops[n->op].flags & KC_OP_ELEMENTWISE); }
 
+/* Assignments compute their new value elementwise too, in place: elementwise
+ * producers merge into them (operand 0, the variable, stays). */
+static bool is_assign(const kg_node *n) {
+  return !n->dead && (n->op == KC_OP_ASSIGN || n->op == KC_OP_ASSIGN_ADD || n->op == KC_OP_ASSIGN_SUB ||
+                      n->op == KC_OP_ASSIGN_MAP);
+}
+
+static bool is_consumer(const kg_node *n) { return is_map(n) || is_assign(n); }
+
 static bool same_device(const kg_node *a, const kg_node *b) {
   return (!a->device && !b->device) || (a->device && b->device && !strcmp(a->device, b->device));
 }
@@ -71,7 +80,7 @@ static void set_fused(kg_module *m, kg_node *c, const kc_expr *e, kg_ref *in, in
   at->kind = KG_ATTR_STRING;
   at->s = kc_expr_print(m->arena, e);
   at->loc = c->loc;
-  c->op = KC_OP_FUSED;
+  c->op = is_assign(c) ? KC_OP_ASSIGN_MAP : KC_OP_FUSED;
   c->in = in;
   c->n_in = n_in;
   c->attrs = at;
@@ -152,11 +161,12 @@ bool kc_pass_fuse(kg_module *m, kc_diag *d) {
     for (int i = 0; i < m->entries[e].n_fetches; i++) pinned[m->entries[e].fetches[i].node] = 1;
   bool changed = false;
   for (int ci = 0; ci < N; ci++) {
-    for (int k = 0; is_map(&m->nodes[ci]) && k < m->nodes[ci].n_in; k++) {
+    for (int k = 0; is_consumer(&m->nodes[ci]) && k < m->nodes[ci].n_in; k++) {
       kg_node *c = &m->nodes[ci];
+      if (is_assign(c) && k == 0) continue; /* the variable itself */
       int pi = c->in[k].node;
       const kg_node *p = &m->nodes[pi];
-      if (is_map(c) && inline_scalar_const(m, ci, k)) {
+      if (inline_scalar_const(m, ci, k)) {
         changed = true;
         k = -1;
         continue;

@@ -11,7 +11,7 @@ int kc_plan_var_root(const kg_module *m, kg_ref r) {
   for (;;) {
     const kg_node *n = &m->nodes[r.node];
     if (n->op == KC_OP_VARIABLE) return r.node;
-    if (n->op == KC_OP_ASSIGN || n->op == KC_OP_ASSIGN_ADD || n->op == KC_OP_ASSIGN_SUB ||
+    if (n->op == KC_OP_ASSIGN || n->op == KC_OP_ASSIGN_ADD || n->op == KC_OP_ASSIGN_SUB || n->op == KC_OP_ASSIGN_MAP ||
         (kc_ops[n->op].flags & KC_OP_ALIAS))
       r = n->in[0];
     else

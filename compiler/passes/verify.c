@@ -184,6 +184,7 @@ static bool check_dtypes(kc_diag *d, kg_module *m, kg_node *n) {
     if (!*operand_kind(op->operands, i)) first = i;
   if (n->op == KC_OP_SELECT) first = n->n_in > 1 ? 1 : -1;
   if (n->op == KC_OP_ASSIGN || n->op == KC_OP_ASSIGN_ADD || n->op == KC_OP_ASSIGN_SUB) first = 0;
+  if (n->op == KC_OP_ASSIGN_MAP) return true; /* mixed dtypes, like fused */
   kiln_dtype dt;
   if (first >= 0) dt = kg_ref_type(m, n->in[first])->dtype;
   else if (n->out_declared && n->n_out) dt = n->out[0].dtype;

@@ -85,7 +85,16 @@ $(B)/tests/unit: $(TEST_SRC) tests/testutil.h $(B)/libkilnc.a $(B)/libkilnrt.a
 	$(CC) $(KC_CFLAGS) -Itests -o $@ $(TEST_SRC) $(B)/libkilnc.a $(B)/libkilnrt.a \
 	  $(LLVM_LIBS) -lcriterion -lopenblas -lpthread -lm
 
-test: $(B)/kiln $(B)/libkilnrt.a $(B)/tests/unit
+# ---- the digits data set of examples/train_digits*.kg ------------------------
+# sklearn's load_digits (python3-sklearn ships it: nothing is downloaded) as
+# .npy files.  Always under build/, whatever $(B) is: the examples read
+# build/digits/*.npy relative to the repository root.
+DIGITS := build/digits
+$(DIGITS)/.stamp: tests/data/digits_to_npy.py | $(DEPS_STAMP)
+	$(PYTHON) tests/data/digits_to_npy.py $(DIGITS)
+	@touch $@
+
+test: $(B)/kiln $(B)/libkilnrt.a $(B)/tests/unit $(DIGITS)/.stamp
 	KILN=$(B)/kiln PYTHON=$(PYTHON) KILN_BUILD=$(B) KILN_LDFLAGS="$(SAN)" $(B)/tests/unit --jobs 2
 
 test-sanitize:
@@ -114,14 +123,17 @@ bench: $(B)/kiln $(B)/libkilnrt.a
 	$(B)/kiln build -c bench/ew.kg -o $(B)/bench/ew.o
 	$(B)/kiln build -c bench/mm.kg -o $(B)/bench/mm.o
 	$(B)/kiln build -c bench/train.kg -o $(B)/bench/train.o
+	$(B)/kiln build -c bench/train128.kg -o $(B)/bench/train128.o
+	$(B)/kiln build -c bench/train8.kg -o $(B)/bench/train8.o
 	$(CC) -std=gnu17 -O2 -Iruntime -I$(B)/bench -o $(B)/bench/bench bench/bench.c $(B)/bench/ew.o $(B)/bench/mm.o \
-	  $(B)/bench/train.o $(B)/libkilnrt.a -lopenblas -lpthread -lm
+	  $(B)/bench/train.o $(B)/bench/train128.o $(B)/bench/train8.o $(B)/libkilnrt.a -lopenblas -lpthread -lm
 	@echo "== one OpenBLAS thread"; OPENBLAS_NUM_THREADS=1 $(B)/bench/bench
 	@echo "== two OpenBLAS threads"; OPENBLAS_NUM_THREADS=2 $(B)/bench/bench
 	@echo "== training step vs PyTorch (python3-torch), one thread"
 	@dpkg-query -W -f='$${Status}' python3-torch 2>/dev/null | grep -q 'install ok installed' || \
 	  { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get install -y -qq python3-torch; }
-	@OPENBLAS_NUM_THREADS=1 $(PYTHON) bench/torch_train.py --kiln-ms $$(OPENBLAS_NUM_THREADS=1 $(B)/bench/bench train)
+	@OPENBLAS_NUM_THREADS=1 $(PYTHON) bench/torch_train.py --kiln-ms $$(OPENBLAS_NUM_THREADS=1 $(B)/bench/bench train) \
+	  --kiln-mlp-ms $$(OPENBLAS_NUM_THREADS=1 $(B)/bench/bench mlp)
 
 install: $(B)/kiln $(B)/libkilnrt.a
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/kiln \

@@ -4,8 +4,10 @@
 #   docs/gen_ops.sh [KILN]        (KILN defaults to build/kiln)
 #
 # Only the lines between <!-- ops:begin --> and <!-- ops:end --> change; the
-# prose around them is kept.  A '|' or '<' inside the last column (the
-# meaning, e.g. `|x|`) is escaped so the Markdown table keeps its columns.
+# prose around them is kept.  `kiln ops --markdown` already escapes a '|'
+# or '<' in the last column (the meaning, e.g. `|x|`); the awk pass below
+# escapes only what is still bare, so the Markdown table keeps its columns
+# either way and nothing is escaped twice.
 set -eu
 cd "$(dirname "$0")/.."
 KILN=${1:-build/kiln}
@@ -26,12 +28,14 @@ trap 'rm -f "$TABLE" "$OUT"' EXIT
       out = out " " substr(line, 1, k - 1) " |"
       line = substr(line, k + 3)
     }
-    # escape | everywhere in the meaning, and < outside `code`
+    # escape a bare | everywhere in the meaning, and < outside `code`
     n = split(line, part, "`")
     m = ""
     for (j = 1; j <= n; j++) {
       p = part[j]
+      gsub(/\\\|/, "\001", p)                   # already escaped: keep
       gsub(/\|/, "\\|", p)
+      gsub(/\001/, "\\|", p)
       if (j % 2 == 1) gsub(/</, "\\&lt;", p)
       m = m (j > 1 ? "`" : "") p
     }

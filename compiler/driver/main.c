@@ -110,9 +110,13 @@ int main(int argc, char **argv) {
     else if ((v = optval(argc, argv, &i, "--cpu"))) o.cpu = v;
     else if ((v = optval(argc, argv, &i, "--features"))) o.features = v;
     else if ((v = optval(argc, argv, &i, "--gpu-arch"))) {
+      static const int known[] = {50, 52, 53, 60, 61, 62, 70, 72, 75, 80, 86, 87, 89, 90};
       int sm = 0, used = 0;
-      if (sscanf(v, "sm_%d%n", &sm, &used) != 1 || (v[used] && strcmp(v + used, "a")) || sm < 50 || sm > 90) {
-        fprintf(stderr, "kiln: unsupported --gpu-arch '%s' (sm_50 .. sm_90, sm_90a; default sm_80)\n", v);
+      bool ok_arch = sscanf(v, "sm_%d%n", &sm, &used) == 1 && (!v[used] || (sm == 90 && !strcmp(v + used, "a")));
+      bool listed = false;
+      for (size_t j = 0; j < sizeof known / sizeof *known; j++) listed |= known[j] == sm;
+      if (!ok_arch || !listed) {
+        fprintf(stderr, "kiln: unsupported --gpu-arch '%s' (sm_50 52 53 60 61 62 70 72 75 80 86 87 89 90 90a; default sm_80)\n", v);
         return 2;
       }
       o.gpu_arch = v;

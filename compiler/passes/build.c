@@ -3,6 +3,7 @@
 #include "ir/expr.h"
 #include "passes/autodiff.h"
 #include "passes/verify.h"
+#include <stdint.h>
 #include <string.h>
 
 const kg_type *kb_type(kc_grad_ctx *g, kg_ref r) { return kg_ref_type(g->m, r); }
@@ -72,9 +73,12 @@ kg_ref kb_scalar(kc_grad_ctx *g, kiln_dtype dt, double v) {
   switch (dt) {
   case KILN_F32: *(float *)a.tensor.data = (float)v; break;
   case KILN_F64: *(double *)a.tensor.data = v; break;
-  case KILN_I32: *(int32_t *)a.tensor.data = (int32_t)v; break;
-  case KILN_I64: *(int64_t *)a.tensor.data = (int64_t)v; break;
-  default: *(uint8_t *)a.tensor.data = (uint8_t)v; break;
+  /* integers: the value is a whole number by the builders' contract; clamp
+   * so a stray fraction or range can never be undefined behaviour */
+  case KILN_I32: *(int32_t *)a.tensor.data = (int32_t)(v < INT32_MIN ? INT32_MIN : v > INT32_MAX ? INT32_MAX : v); break;
+  case KILN_I64: *(int64_t *)a.tensor.data = (int64_t)(v < -9.2e18 ? -9.2e18 : v > 9.2e18 ? 9.2e18 : v); break;
+  case KILN_I8: *(int8_t *)a.tensor.data = (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v); break;
+  default: *(uint8_t *)a.tensor.data = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); break;
   }
   return add_node(g, KC_OP_CONST, &t, NULL, 0, &a, 1);
 }

@@ -6,6 +6,10 @@
  *   train        one SGD step of a 784-512-10 MLP, batch 256 (`bench train`
  *                prints its time alone, for bench/torch_train.py to compare
  *                against the same step in PyTorch)
+ *   mlp          one plain-SGD step of a 784-512-512-10 MLP at batch 128 and
+ *                at batch 8 (bench/train128.kg, bench/train8.kg); `bench mlp`
+ *                prints the two times (ms) for bench/torch_train.py, which
+ *                times the same steps in PyTorch on one thread
  * Each figure is the best of several repetitions. */
 #include <cblas.h>
 #include <stdio.h>
@@ -15,6 +19,8 @@
 #include "ew.h"
 #include "mm.h"
 #include "train.h"
+#include "train128.h"
+#include "train8.h"
 
 static double now(void) {
   struct timespec t;
@@ -54,9 +60,36 @@ static double train_step_ms(void) {
   return best * 1e3;
 }
 
+/* The inputs of the MLP steps, the same as bench/torch_train.py's: pixel i,j
+ * of example i is ((i*7 + j*3) % 17) / 17, the label of example i is i % 10. */
+static void mlp_inputs(int batch, float *x, int32_t *labels) {
+  for (int i = 0; i < batch; i++) {
+    for (int j = 0; j < 784; j++) x[(long)i * 784 + j] = (float)((i * 7 + j * 3) % 17) / 17.0f;
+    labels[i] = i % 10;
+  }
+}
+
+/* Milliseconds of one MLP training step: best of `reps` after 3 warm-up steps. */
+#define MLP_STEP_MS(M, BATCH, REPS)                                  \
+  ({                                                                 \
+    M##_t *t_ = M##_create();                                        \
+    M##_run_in *in_ = calloc(1, sizeof *in_);                        \
+    M##_run_out out_;                                                \
+    mlp_inputs(BATCH, &in_->x[0][0], in_->labels);                   \
+    for (int w_ = 0; w_ < 3; w_++) M##_run(t_, in_, &out_);          \
+    double best_ = BEST_OF(REPS, M##_run(t_, in_, &out_));           \
+    M##_destroy(t_);                                                 \
+    free(in_);                                                       \
+    best_ * 1e3;                                                     \
+  })
+
 int main(int argc, char **argv) {
   if (argc > 1 && !strcmp(argv[1], "train")) {
     printf("%.3f\n", train_step_ms());
+    return 0;
+  }
+  if (argc > 1 && !strcmp(argv[1], "mlp")) {
+    printf("%.4f %.4f\n", MLP_STEP_MS(mlp128, 128, 50), MLP_STEP_MS(mlp8, 8, 500));
     return 0;
   }
   const long N = 4194304;

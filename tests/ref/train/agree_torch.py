@@ -1,0 +1,290 @@
+"""agree_torch — kiln's training against a reference trainer (PyTorch).
+
+With the same initial weights and the same batches, the loss of the first
+STEPS steps of an MLP must match PyTorch within RTOL (relative), for plain
+SGD, momentum and Adam.
+
+Setup (all f32, seeded NumPy):
+  - an MLP 64-32-10 (relu) with a softmax cross-entropy loss, mean over
+    the batch; initial weights drawn with NumPy (Glorot-uniform W, small
+    random b), written as .npy;
+  - a data set of N points (inputs normal, labels from a fixed random
+    "teacher" MLP so the problem is learnable) and a batch schedule: an
+    i32[STEPS, BATCH] table of row indices (a fresh permutation per epoch).
+
+The .kg (one per optimizer) initializes every variable from those files
+with the `npy` initializer (paths relative to the working directory, which
+is the temp dir), picks its batch with gather(sched, mod(step, STEPS)) and
+gather(data, row), and increments the step counter after the updates.  The
+entry returns the loss of the step (computed before the update, as
+PyTorch's loop does) and keeps each step's loss in a variable `losses`,
+fetched (as the result of the assign_add that records it) once, after the
+last step, as .npy at full precision; the loss printed by --fetch after every
+step uses %.6g and is checked against the .npy too, to 5e-6.
+
+References:
+  sgd       torch.optim.SGD(lr)                 == ApplyGradientDescent
+  momentum  torch.optim.SGD(lr, momentum=0.9)   == ApplyMomentum
+            (accum = accum*m + g; var -= lr*accum: torch's buf with
+            dampening 0, whose first step buf = g equals 0*m + g)
+  adam      TF's ApplyAdam written out in torch (the asserted reference):
+              lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t)
+              m += (g - m)(1 - b1);  v += (g^2 - v)(1 - b2)
+              var -= lr_t * m / (sqrt(v) + eps)
+            with the beta powers kept in f32, as kiln's slots are.  It
+            also runs torch.optim.Adam(eps=1e-8), which puts
+            eps after the bias correction (sqrt(v_hat) + eps): the update
+            differs by a factor (sqrt(v)+eps)/(sqrt(v)+eps*sqrt(1-b2^t)), i.e.
+            by at most about eps/sqrt(v) relative; that distance is printed and
+            asserted against the same tolerance too (with eps = 1e-8 it is of
+            the order of f32 rounding: 3.7e-6 against kiln, 2.3e-6 for the
+            exact TF update, when this was written).
+
+    /usr/bin/python3 tests/ref/train/agree_torch.py --kiln build/kiln [--keep DIR]
+
+Exits 0 when every optimizer agrees, 1 when one does not, 2 on a setup
+error (kiln build/run failed), 3 when torch cannot be imported.
+tests/e2e/test_agree.c runs it.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+try:
+    import torch
+except Exception as e:  # noqa: BLE001 - any import failure means "no torch"
+    print("agree_torch: cannot import torch: %s" % e)
+    sys.exit(3)
+
+STEPS = 20
+BATCH = 16
+N = 256
+D_IN, D_H, D_OUT = 64, 32, 10
+RTOL = 1e-4
+SEED = 20240611
+
+OPTIMIZERS = {
+    # name: (kg apply expression template, learning rate)
+    "sgd": ("apply_gradient_descent({v}, lr, {g})", 0.1),
+    "momentum": ("apply_momentum({v}, lr, {g}) {{momentum=0.9}}", 0.05),
+    "adam": ("apply_adam({v}, lr, {g}) {{beta1=0.9, beta2=0.999, epsilon=1e-8}}", 0.01),
+}
+PARAMS = ["w1", "b1", "w2", "b2"]
+
+
+def make_data(workdir):
+    rng = np.random.default_rng(SEED)
+
+    def glorot(fan_in, fan_out):
+        lim = np.sqrt(6.0 / (fan_in + fan_out))
+        return rng.uniform(-lim, lim, size=(fan_in, fan_out)).astype(np.float32)
+
+    init = {
+        "w1": glorot(D_IN, D_H),
+        "b1": rng.uniform(-0.1, 0.1, size=D_H).astype(np.float32),
+        "w2": glorot(D_H, D_OUT),
+        "b2": rng.uniform(-0.1, 0.1, size=D_OUT).astype(np.float32),
+    }
+    x = rng.standard_normal((N, D_IN)).astype(np.float32)
+    # labels from a random teacher MLP: learnable, not trivially so
+    t1 = rng.standard_normal((D_IN, 48)) / np.sqrt(D_IN)
+    t2 = rng.standard_normal((48, D_OUT)) / np.sqrt(48)
+    y = np.argmax(np.maximum(x @ t1, 0) @ t2, axis=1).astype(np.int32)
+    # the batch schedule: consecutive slices of a fresh permutation per epoch
+    per_epoch = N // BATCH
+    rows = []
+    for e in range((STEPS + per_epoch - 1) // per_epoch):
+        p = rng.permutation(N)
+        rows += [p[i * BATCH:(i + 1) * BATCH] for i in range(per_epoch)]
+    sched = np.array(rows[:STEPS], dtype=np.int32)
+    arrays = dict(init, x=x, y=y, sched=sched)
+    for k, a in arrays.items():
+        np.save(os.path.join(workdir, k + ".npy"), a)
+    return arrays
+
+
+def kg_source(opt):
+    apply_tmpl, lr = OPTIMIZERS[opt]
+    updates = []
+    for i, p in enumerate(PARAMS):
+        g = "grads" if i == 0 else "grads.%d" % i
+        updates.append("  update_%s = %s after [ready]" % (p, apply_tmpl.format(v=p, g=g)))
+    return """# generated by tests/ref/train/agree_torch.py: {opt}, {steps} steps
+module agree_{opt}
+var step   : i32[] = 0 {{trainable=false}}
+var losses : f32[{steps}] = zeros {{trainable=false}}
+var x      : f32[{n},{din}] = npy(path="x.npy") {{trainable=false}}
+var y      : i32[{n}] = npy(path="y.npy") {{trainable=false}}
+var sched  : i32[{steps},{batch}] = npy(path="sched.npy") {{trainable=false}}
+var w1 : f32[{din},{dh}] = npy(path="w1.npy")
+var b1 : f32[{dh}] = npy(path="b1.npy")
+var w2 : f32[{dh},{dout}] = npy(path="w2.npy")
+var b2 : f32[{dout}] = npy(path="b2.npy")
+graph {{
+  row    = gather(sched, mod(step, const<i32[]>({steps})))
+  xb     = gather(x, row)
+  yb     = gather(y, row)
+  h      = relu(add(matmul(xb, w1), b1))
+  logits = add(matmul(h, w2), b2)
+  loss   = mean(sparse_softmax_cross_entropy_with_logits(yb, logits))
+  grads  = gradients(loss, w1, b1, w2, b2)
+  lr     = const<f32[]>({lr!r})
+  # every gradient and the loss are computed before any weight changes
+  ready  = no_op() after [grads, grads.1, grads.2, grads.3, loss]
+{updates}
+  record = assign_add(losses, mul(one_hot(mod(step, const<i32[]>({steps}))) {{depth={steps}}}, loss)) after [ready]
+  inc    = assign_add(step, const<i32[]>(1)) after [update_w1, update_b1, update_w2, update_b2, record]
+  train  = no_op() after [inc]
+}}
+entry train_step() -> (loss, record, train)
+""".format(opt=opt, steps=STEPS, n=N, din=D_IN, dh=D_H, dout=D_OUT, batch=BATCH, lr=lr, updates="\n".join(updates))
+
+
+def run_kiln(kiln, opt, workdir):
+    """The STEPS losses kiln computes, in one process (the variables persist)."""
+    src = kg_source(opt)
+    path = os.path.join(workdir, "agree_%s.kg" % opt)
+    exe = os.path.join(workdir, "agree_%s" % opt)
+    with open(path, "w") as f:
+        f.write(src)
+    r = subprocess.run([kiln, "build", path, "-o", exe], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("kiln build %s failed:\n%s\n--- module ---\n%s" % (path, r.stderr, src))
+    out = os.path.join(workdir, "losses_%s.npy" % opt)
+    # the npy initializers read their files relative to the working directory
+    r = subprocess.run([exe, "--run", "train_step", "--repeat", str(STEPS), "--fetch", "loss",
+                        "--fetch", "record=" + out], capture_output=True, text=True, cwd=workdir)
+    if r.returncode != 0:
+        raise RuntimeError("%s --run train_step failed (status %d):\n%s" % (exe, r.returncode, r.stderr))
+    printed = np.array([float(s) for s in r.stdout.split()], dtype=np.float64)
+    losses = np.load(out)
+    if losses.shape != (STEPS,) or losses.dtype != np.float32:
+        raise RuntimeError("%s: losses are %s %s, not f32[%d]" % (out, losses.dtype, losses.shape, STEPS))
+    if printed.shape != (STEPS,) or not np.allclose(printed, losses, rtol=5e-6, atol=0):
+        raise RuntimeError("the printed losses do not match the recorded ones:\n printed %s\n recorded %s"
+                           % (printed, losses))
+    return losses
+
+
+# ---- PyTorch ---------------------------------------------------------------------
+
+
+def torch_params(arrays):
+    return [torch.tensor(arrays[p], dtype=torch.float32).requires_grad_() for p in PARAMS]
+
+
+def torch_loss(params, arrays, t):
+    w1, b1, w2, b2 = params
+    row = torch.from_numpy(arrays["sched"][t % STEPS].astype(np.int64))
+    xb = torch.from_numpy(arrays["x"])[row]
+    yb = torch.from_numpy(arrays["y"].astype(np.int64))[row]
+    h = torch.relu(xb @ w1 + b1)
+    logits = h @ w2 + b2
+    return torch.nn.functional.cross_entropy(logits, yb)   # mean over the batch
+
+
+def run_torch_optim(arrays, make_opt):
+    params = torch_params(arrays)
+    opt = make_opt(params)
+    losses = []
+    for t in range(STEPS):
+        opt.zero_grad()
+        loss = torch_loss(params, arrays, t)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return np.array(losses, dtype=np.float32)
+
+
+def run_torch_tf_adam(arrays, lr, b1=0.9, b2=0.999, eps=1e-8):
+    """TF's ApplyAdam, term for term, in f32 (the beta powers too)."""
+    params = torch_params(arrays)
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    f32 = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+    b1t, b2t, one = f32(b1), f32(b2), f32(1.0)
+    b1p, b2p = [f32(b1) for _ in params], [f32(b2) for _ in params]
+    losses = []
+    for t in range(STEPS):
+        for p in params:
+            p.grad = None
+        loss = torch_loss(params, arrays, t)
+        loss.backward()
+        with torch.no_grad():
+            for i, p in enumerate(params):
+                g = p.grad
+                alpha = f32(lr) * torch.sqrt(one - b2p[i]) / (one - b1p[i])
+                m[i] += (g - m[i]) * (one - b1t)
+                v[i] += (g * g - v[i]) * (one - b2t)
+                p -= m[i] * alpha / (torch.sqrt(v[i]) + f32(eps))
+                b1p[i] = b1p[i] * b1t
+                b2p[i] = b2p[i] * b2t
+        losses.append(loss.item())
+    return np.array(losses, dtype=np.float32)
+
+
+def references(opt, arrays):
+    """[(label, losses, asserted)] for one optimizer."""
+    lr = OPTIMIZERS[opt][1]
+    if opt == "sgd":
+        return [("torch.optim.SGD", run_torch_optim(arrays, lambda ps: torch.optim.SGD(ps, lr=lr)), True)]
+    if opt == "momentum":
+        return [("torch.optim.SGD(momentum=0.9)",
+                 run_torch_optim(arrays, lambda ps: torch.optim.SGD(ps, lr=lr, momentum=0.9, dampening=0)), True)]
+    return [("TF ApplyAdam in torch", run_torch_tf_adam(arrays, lr), True),
+            ("torch.optim.Adam(eps=1e-8)",
+             run_torch_optim(arrays, lambda ps: torch.optim.Adam(ps, lr=lr, betas=(0.9, 0.999), eps=1e-8)), True)]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--kiln", default="build/kiln")
+    ap.add_argument("--keep", help="write the files into this directory and keep them")
+    ap.add_argument("opts", nargs="*", default=list(OPTIMIZERS))
+    a = ap.parse_args()
+    kiln = os.path.abspath(a.kiln)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    workdir = a.keep or tempfile.mkdtemp(prefix="kiln-agree-")
+    os.makedirs(workdir, exist_ok=True)
+    fails = 0
+    try:
+        arrays = make_data(workdir)
+        for opt in a.opts:
+            try:
+                got = run_kiln(kiln, opt, workdir)
+            except RuntimeError as e:
+                print("%s: setup error: %s" % (opt, e))
+                return 2
+            if not np.all(np.isfinite(got)):
+                print("%s: kiln's losses are not finite: %s" % (opt, got))
+                fails += 1
+                continue
+            for label, want, asserted in references(opt, arrays):
+                rel = np.abs(got.astype(np.float64) - want) / np.abs(want.astype(np.float64))
+                ok = bool(np.all(rel <= RTOL))
+                print("%-9s vs %-30s max rel diff %.3e (step %2d)  loss %.6f -> %.6f  %s"
+                      % (opt, label, rel.max(), int(rel.argmax()), want[0], want[-1],
+                         "ok" if ok else "FAIL" if asserted else "(info)"))
+                if not ok and asserted:
+                    fails += 1
+                    for t in range(STEPS):
+                        print("   step %2d  kiln %.9g  ref %.9g  rel %.3e" % (t, got[t], want[t], rel[t]))
+            if want[-1] >= want[0]:
+                print("%s: the loss did not decrease over %d steps (%g -> %g): the check is weak"
+                      % (opt, STEPS, want[0], want[-1]))
+                fails += 1
+    finally:
+        if not a.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print("agree_torch: %d optimizer(s), %s" % (len(a.opts), "all agree" if not fails else "%d FAILED" % fails))
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

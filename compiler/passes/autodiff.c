@@ -244,6 +244,19 @@ static bool expand(kg_module *m, int gi, kc_diag *d) {
       replace_refs(m, gi, k, results[k]);
       replace_in_program(m->program, m->n_program, gi, k, results[k]);
     }
+    /* `after [g]` means after every gradient: a no_op standing for them */
+    kg_node done = {0};
+    done.name = kc_sprintf(m->arena, "%s/done", gname);
+    done.op = KC_OP_NO_OP;
+    done.loc = gloc;
+    done.n_ctrl = n_xs;
+    done.ctrl = kc_alloc(m->arena, sizeof(int) * (size_t)n_xs);
+    for (int k = 0; k < n_xs; k++) done.ctrl[k] = results[k].node;
+    done.in = kc_alloc(m->arena, sizeof(kg_ref));
+    int di = kc_module_add_node(m, &done);
+    for (int v = 0; v < m->n_nodes; v++)
+      for (int k = 0; k < m->nodes[v].n_ctrl; k++)
+        if (m->nodes[v].ctrl[k] == gi) m->nodes[v].ctrl[k] = di;
     m->nodes[gi].dead = true;
   }
   free(a.base);

@@ -5,7 +5,7 @@
  * walks the nodes between the xs and the ys in reverse topological order,
  * asks each op's gradient rule (the op table's `grad` column) for the
  * gradients of its operands, and sums the contributions.  Everything it
- * builds is named under `gradients/` and is visible with
+ * builds is named under the gradients node's name (`g/...`) and is visible with
  * `--print-after=autodiff`. */
 #ifndef KILN_AUTODIFF_H
 #define KILN_AUTODIFF_H

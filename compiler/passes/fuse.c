@@ -114,7 +114,32 @@ static bool merge(kg_module *m, int ci, int k) {
   remap_vars(e, map);
   if (u > MAX_FUSED_INPUTS) return false;
   set_fused(m, c, e, in, u);
-  m->nodes[(int)(p - m->nodes)].dead = true;
+  int pi = (int)(p - m->nodes), ci_ = (int)(c - m->nodes);
+  /* the merged node runs after whatever the producer ran after, and the
+   * no_ops that waited for the producer now wait for it */
+  if (p->n_ctrl) {
+    int *ctrl = kc_alloc(m->arena, sizeof(int) * (size_t)(c->n_ctrl + p->n_ctrl));
+    int nc = 0;
+    for (int i = 0; i < c->n_ctrl; i++) ctrl[nc++] = c->ctrl[i];
+    for (int i = 0; i < p->n_ctrl; i++) {
+      bool dup = false;
+      for (int j = 0; j < nc; j++) dup |= ctrl[j] == p->ctrl[i];
+      if (!dup) ctrl[nc++] = p->ctrl[i];
+    }
+    c->ctrl = ctrl;
+    c->n_ctrl = nc;
+  }
+  for (int v = 0; v < m->n_nodes; v++) {
+    kg_node *w = &m->nodes[v];
+    bool has_c = false;
+    for (int k = 0; k < w->n_ctrl; k++) has_c |= w->ctrl[k] == ci_;
+    for (int k = 0; k < w->n_ctrl; k++)
+      if (w->ctrl[k] == pi) {
+        if (has_c) w->ctrl[k] = w->ctrl[--w->n_ctrl], k--; /* already waits for c */
+        else w->ctrl[k] = ci_, has_c = true;
+      }
+  }
+  m->nodes[pi].dead = true;
   return true;
 }
 
@@ -143,6 +168,31 @@ static bool inline_scalar_const(kg_module *m, int ci, int k) {
   return true;
 }
 
+/* True when some no_op waiting for p (after [p]) is an ancestor of c, through
+ * data or control edges: then moving its wait onto c would make a cycle. */
+static bool waiter_feeds(const kg_module *m, int pi, int ci) {
+  bool any = false;
+  for (int v = 0; v < m->n_nodes && !any; v++)
+    for (int k = 0; k < m->nodes[v].n_ctrl; k++) any |= m->nodes[v].ctrl[k] == pi && !m->nodes[v].dead;
+  if (!any) return false;
+  char *seen = calloc((size_t)m->n_nodes + 1, 1);
+  int *stack = malloc(sizeof(int) * ((size_t)m->n_nodes + 1)), sp = 0;
+  bool found = !seen || !stack; /* out of memory: do not merge */
+  if (!found) seen[stack[sp++] = ci] = 1;
+  while (sp && !found) {
+    const kg_node *n = &m->nodes[stack[--sp]];
+    for (int k = 0; k < n->n_in + n->n_ctrl && !found; k++) {
+      int w = k < n->n_in ? n->in[k].node : n->ctrl[k - n->n_in];
+      if (seen[w]) continue;
+      seen[stack[sp++] = w] = 1;
+      for (int j = 0; j < m->nodes[w].n_ctrl; j++) found |= m->nodes[w].ctrl[j] == pi && w != ci;
+    }
+  }
+  free(seen);
+  free(stack);
+  return found;
+}
+
 bool kc_pass_fuse(kg_module *m, kc_diag *d) {
   int N = m->n_nodes;
   int *uses = calloc((size_t)N + 1, sizeof(int));
@@ -151,11 +201,14 @@ bool kc_pass_fuse(kg_module *m, kc_diag *d) {
     free(uses), free(pinned);
     return kc_error(d, (kc_loc){0}, "out of memory");
   }
+  /* A node that something must run `after` can still be merged when only
+   * no_ops wait for it (their wait moves to the merged node, which does the
+   * same work and more); waited on by anything else, it stays. */
   for (int v = 0; v < N; v++) {
     const kg_node *n = &m->nodes[v];
     for (int k = 0; k < n->n_in; k++) uses[n->in[k].node]++;
-    for (int k = 0; k < n->n_ctrl; k++) pinned[n->ctrl[k]] = 1;
-    if (n->n_ctrl) pinned[v] = 1;
+    for (int k = 0; k < n->n_ctrl; k++)
+      if (n->op != KC_OP_NO_OP) pinned[n->ctrl[k]] = 1;
   }
   for (int e = 0; e < m->n_entries; e++)
     for (int i = 0; i < m->entries[e].n_fetches; i++) pinned[m->entries[e].fetches[i].node] = 1;
@@ -174,6 +227,7 @@ bool kc_pass_fuse(kg_module *m, kc_diag *d) {
       if (!is_map(p) || uses[pi] != 1 || pinned[pi] || !same_device(p, c) ||
           !kg_shape_eq(&p->out[0].shape, &c->out[0].shape) || c->n_in + p->n_in > MAX_FUSED_INPUTS)
         continue;
+      if (waiter_feeds(m, pi, ci)) continue;
       if (merge(m, ci, k)) {
         changed = true;
         k = -1; /* the operand list changed: look again from the start */

@@ -192,6 +192,11 @@ const kg_type *kg_ref_type(const kg_module *m, kg_ref r);
 uint64_t kc_node_seed(const kg_node *n);
 /* The name fetch i of entry e is known by outside ("name" or "name.N"). */
 const char *kc_fetch_name(const kg_module *m, const kg_entry *e, int i);
+/* Makes every use of output `from` (operands, entry fetches, program
+ * prints) use `to` instead: how passes replace a node. */
+void kc_module_redirect(kg_module *m, kg_ref from, kg_ref to);
+/* Makes every `after [from]` wait for `to` instead. */
+void kc_module_redirect_ctrl(kg_module *m, int from, int to);
 /* Removes dead nodes, renumbering every reference; entries/program too. */
 void kc_module_compact(kg_module *m);
 

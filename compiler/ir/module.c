@@ -139,3 +139,27 @@ uint64_t kc_node_seed(const kg_node *n) {
   for (const char *p = n->name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
   return h;
 }
+
+static void redirect_stmts(kg_stmt **s, int n, kg_ref from, kg_ref to) {
+  for (int i = 0; i < n; i++) {
+    if (s[i]->kind == KG_STMT_PRINT && s[i]->ref.node == from.node && s[i]->ref.index == from.index) s[i]->ref = to;
+    redirect_stmts(s[i]->body, s[i]->n_body, from, to);
+  }
+}
+
+void kc_module_redirect(kg_module *m, kg_ref from, kg_ref to) {
+  for (int v = 0; v < m->n_nodes; v++)
+    for (int k = 0; k < m->nodes[v].n_in; k++)
+      if (m->nodes[v].in[k].node == from.node && m->nodes[v].in[k].index == from.index) m->nodes[v].in[k] = to;
+  for (int e = 0; e < m->n_entries; e++)
+    for (int k = 0; k < m->entries[e].n_fetches; k++)
+      if (m->entries[e].fetches[k].node == from.node && m->entries[e].fetches[k].index == from.index)
+        m->entries[e].fetches[k] = to;
+  redirect_stmts(m->program, m->n_program, from, to);
+}
+
+void kc_module_redirect_ctrl(kg_module *m, int from, int to) {
+  for (int v = 0; v < m->n_nodes; v++)
+    for (int k = 0; k < m->nodes[v].n_ctrl; k++)
+      if (m->nodes[v].ctrl[k] == from) m->nodes[v].ctrl[k] = to;
+}

@@ -42,14 +42,6 @@
 /* Attribute sizes beyond this are refused, so products stay far from overflow. */
 enum { NN_LIMIT = 1 << 30 };
 
-static const char *ints_str(const int64_t *v, int n, char *buf, size_t len) {
-  size_t k = (size_t)snprintf(buf, len, "[");
-  for (int i = 0; i < n && k < len; i++)
-    k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? "," : "", (long long)v[i]);
-  if (k < len) snprintf(buf + k, len - k, "]");
-  return buf;
-}
-
 /* ======================================================================
  * window geometry (shared by the shape rules and the lowerings)
  * ====================================================================== */
@@ -80,12 +72,12 @@ static bool hw_attr(kc_infer_ctx *c, const kg_node *n, const char *name, int64_t
     hw[0] = v[1], hw[1] = v[2];
   } else {
     return NODE_ERR(c, n, "%s %s must be [h, w] or [1, h, w, 1] (nothing over batch or channels)", name,
-                    ints_str(v, cnt, b, sizeof b));
+                    kc_ints_str(v, cnt, b, sizeof b));
   }
   if (hw[0] <= 0 || hw[1] <= 0)
-    return NODE_ERR(c, n, "%s %s must be positive", name, ints_str(v, cnt, b, sizeof b));
+    return NODE_ERR(c, n, "%s %s must be positive", name, kc_ints_str(v, cnt, b, sizeof b));
   if (hw[0] > NN_LIMIT || hw[1] > NN_LIMIT)
-    return NODE_ERR(c, n, "%s %s is too large", name, ints_str(v, cnt, b, sizeof b));
+    return NODE_ERR(c, n, "%s %s is too large", name, kc_ints_str(v, cnt, b, sizeof b));
   return true;
 }
 
@@ -144,11 +136,11 @@ static bool sizes_attr(kc_infer_ctx *c, const kg_node *n, const char *name, kg_s
   const int64_t *v = NULL;
   char b[160];
   kc_attr_ints(n, name, &cnt, &v); /* required: the verifier checked it is there */
-  if (cnt != 4) return NODE_ERR(c, n, "%s %s must have 4 entries", name, ints_str(v, cnt, b, sizeof b));
+  if (cnt != 4) return NODE_ERR(c, n, "%s %s must have 4 entries", name, kc_ints_str(v, cnt, b, sizeof b));
   s->rank = 4;
   for (int i = 0; i < 4; i++) {
     if (v[i] < 0 || v[i] > NN_LIMIT)
-      return NODE_ERR(c, n, "%s %s has an invalid size", name, ints_str(v, cnt, b, sizeof b));
+      return NODE_ERR(c, n, "%s %s has an invalid size", name, kc_ints_str(v, cnt, b, sizeof b));
     s->dim[i] = v[i];
   }
   return true;

@@ -32,13 +32,15 @@ bool kc_axis(kc_infer_ctx *c, const kg_node *n, int64_t axis, int rank, int *out
   return true;
 }
 
-const char *kc_shape_str(const kg_shape *s, char *buf, size_t len) {
+const char *kc_ints_str(const int64_t *v, int n, char *buf, size_t len) {
   size_t k = (size_t)snprintf(buf, len, "[");
-  for (int i = 0; i < s->rank && k < len; i++)
-    k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? "," : "", (long long)s->dim[i]);
+  for (int i = 0; i < n && k < len; i++)
+    k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? "," : "", (long long)v[i]);
   if (k < len) snprintf(buf + k, len - k, "]");
   return buf;
 }
+
+const char *kc_shape_str(const kg_shape *s, char *buf, size_t len) { return kc_ints_str(s->dim, s->rank, buf, len); }
 
 bool kc_broadcast(kc_infer_ctx *c, const kg_node *n, const kg_shape *a, const kg_shape *b, kg_shape *out) {
   kg_shape r = {.rank = a->rank > b->rank ? a->rank : b->rank};

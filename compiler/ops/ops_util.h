@@ -22,6 +22,8 @@ bool kc_node_error(kc_infer_ctx *c, const kg_node *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Ints attribute as an array (n elements); false if absent. */
 bool kc_attr_ints(const kg_node *n, const char *name, int *count, const int64_t **v);
+/* Formats integers as "[1,-1,3]" into buf (attribute values; may be negative). */
+const char *kc_ints_str(const int64_t *v, int n, char *buf, size_t len);
 /* Formats a shape as "[2,3]" into buf. */
 const char *kc_shape_str(const kg_shape *s, char *buf, size_t len);
 

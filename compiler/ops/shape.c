@@ -39,16 +39,6 @@ static int64_t prod(const int64_t *v, int from, int to) {
   return k;
 }
 
-/* Formats an ints attribute as "[1,-1,3]" (shape attributes may hold -1,
- * which kc_shape_str is not meant for). */
-static const char *ints_str(const int64_t *v, int n, char *buf, size_t len) {
-  size_t k = (size_t)snprintf(buf, len, "[");
-  for (int i = 0; i < n && k < len; i++)
-    k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? "," : "", (long long)v[i]);
-  if (k < len) snprintf(buf + k, len - k, "]");
-  return buf;
-}
-
 /* User-given sizes (reshape, broadcast_to, pad, one_hot) can be absurd; the
  * planner multiplies them into byte counts, so refuse anything whose byte
  * size does not fit in an int64. */
@@ -240,7 +230,7 @@ bool kc_infer_reshape(kc_infer_ctx *c, kg_node *n) {
   char b1[160], b2[160];
   if (!kc_attr_ints(n, "shape", &cnt, &v))
     return kc_node_error(c, n, "attribute 'shape' is required");
-  ints_str(v, cnt, b2, sizeof b2);
+  kc_ints_str(v, cnt, b2, sizeof b2);
   if (cnt > KILN_MAX_RANK)
     return kc_node_error(c, n, "shape %s has %d dimensions; at most %d are supported", b2, cnt,
                          KILN_MAX_RANK);
@@ -336,7 +326,7 @@ bool kc_infer_transpose(kc_infer_ctx *c, kg_node *n) {
   const int64_t *v;
   char b1[160], b2[160];
   if (kc_attr_ints(n, "perm", &cnt, &v)) {
-    ints_str(v, cnt, b2, sizeof b2);
+    kc_ints_str(v, cnt, b2, sizeof b2);
     kc_shape_str(&x->shape, b1, sizeof b1);
     if (cnt != r)
       return kc_node_error(c, n, "perm %s has %d entries but the operand %s has rank %d", b2, cnt,
@@ -616,22 +606,31 @@ bool kc_infer_strided_slice(kc_infer_ctx *c, kg_node *n) {
   return true;
 }
 
-bool kl_lower_strided_slice(kl_ctx *L, int node) {
-  const kg_type *x = kl_in_type(L, node, 0), *y = kl_out_type(L, node, 0);
+/* Copies between the strided view of `full` that node's attributes select
+ * and a contiguous tensor of the view's shape: gathering the view out
+ * (strided_slice) or scattering into it (strided_slice_grad). */
+static bool ss_copy(kl_ctx *L, int node, const kg_shape *full, const kg_shape *view, bool scatter) {
   ss_plan sp;
   char err[256];
-  if (!ss_compute(&L->m->nodes[node], &x->shape, &sp, err, sizeof err)) return false; /* inferred */
-  int64_t ist[KILN_MAX_RANK];
-  row_strides(&x->shape, ist);
-  copy_plan p = plan_into(&y->shape);
-  for (int i = 0; i < x->shape.rank; i++) p.src_off += sp.start[i] * ist[i];
-  for (int d = 0; d < p.rank; d++) {
+  if (!ss_compute(&L->m->nodes[node], full, &sp, err, sizeof err)) return false; /* inferred already */
+  int64_t st[KILN_MAX_RANK], off = 0, strided[KILN_MAX_RANK];
+  row_strides(full, st);
+  for (int i = 0; i < full->rank; i++) off += sp.start[i] * st[i];
+  for (int d = 0; d < view->rank; d++) {
     int f = sp.from[d];
     /* a step only matters when it is taken (a huge one would overflow) */
-    p.src_stride[d] = f < 0 || sp.count[f] < 2 ? 0 : sp.step[f] * ist[f];
+    strided[d] = f < 0 || sp.count[f] < 2 ? 0 : sp.step[f] * st[f];
   }
-  emit_copy(L, x->dtype, kl_out(L, node, 0), kl_in(L, node, 0), &p);
+  copy_plan p = scatter ? plan_from(view) : plan_into(view);
+  memcpy(scatter ? p.dst_stride : p.src_stride, strided, sizeof strided);
+  if (scatter) p.dst_off = off;
+  else p.src_off = off;
+  emit_copy(L, kl_out_type(L, node, 0)->dtype, kl_out(L, node, 0), kl_in(L, node, 0), &p);
   return true;
+}
+
+bool kl_lower_strided_slice(kl_ctx *L, int node) {
+  return ss_copy(L, node, &kl_in_type(L, node, 0)->shape, &kl_out_type(L, node, 0)->shape, false);
 }
 
 /* ---- gather ---- */
@@ -700,7 +699,7 @@ bool kc_infer_pad(kc_infer_ctx *c, kg_node *n) {
   char b1[160], b2[200];
   if (!kc_attr_ints(n, "paddings", &cnt, &v))
     return kc_node_error(c, n, "attribute 'paddings' is required");
-  ints_str(v, cnt, b2, sizeof b2);
+  kc_ints_str(v, cnt, b2, sizeof b2);
   kc_shape_str(&x->shape, b1, sizeof b1);
   if (cnt != 2 * r)
     return kc_node_error(c, n,
@@ -759,7 +758,7 @@ bool kc_infer_broadcast_to(kc_infer_ctx *c, kg_node *n) {
   char b1[160], b2[160];
   if (!kc_attr_ints(n, "shape", &cnt, &v))
     return kc_node_error(c, n, "attribute 'shape' is required");
-  ints_str(v, cnt, b2, sizeof b2);
+  kc_ints_str(v, cnt, b2, sizeof b2);
   kc_shape_str(&x->shape, b1, sizeof b1);
   if (cnt > KILN_MAX_RANK)
     return kc_node_error(c, n, "shape %s has %d dimensions; at most %d are supported", b2, cnt,
@@ -990,21 +989,9 @@ bool kc_infer_strided_slice_grad(kc_infer_ctx *c, kg_node *n) {
 /* Zeros, then dy copied into the strided view (a strided slice selects each
  * element at most once, so a copy is a scatter). */
 bool kl_lower_strided_slice_grad(kl_ctx *L, int node) {
-  const kg_type *dy = kl_in_type(L, node, 0), *x = kl_out_type(L, node, 0);
-  ss_plan sp;
-  char err[256];
-  if (!ss_compute(&L->m->nodes[node], &x->shape, &sp, err, sizeof err)) return false;
+  const kg_type *x = kl_out_type(L, node, 0);
   kl_memset0(L, kl_out(L, node, 0), kg_type_bytes(x));
-  int64_t ist[KILN_MAX_RANK];
-  row_strides(&x->shape, ist);
-  copy_plan p = plan_from(&dy->shape);
-  for (int i = 0; i < x->shape.rank; i++) p.dst_off += sp.start[i] * ist[i];
-  for (int d = 0; d < p.rank; d++) {
-    int f = sp.from[d];
-    p.dst_stride[d] = f < 0 || sp.count[f] < 2 ? 0 : sp.step[f] * ist[f];
-  }
-  emit_copy(L, x->dtype, kl_out(L, node, 0), kl_in(L, node, 0), &p);
-  return true;
+  return ss_copy(L, node, &x->shape, &kl_in_type(L, node, 0)->shape, true);
 }
 
 bool kc_infer_scatter_add(kc_infer_ctx *c, kg_node *n) {

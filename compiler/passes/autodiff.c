@@ -64,6 +64,19 @@ static int topo(adctx *a, const kg_ref *ys, int n_ys, int *order) {
   return k;
 }
 
+/* Marks in `up` the ys and every node they read, through data edges
+ * (stack: scratch for one int per node). */
+static void mark_upstream(const kg_module *m, const kg_ref *ys, int n_ys, char *up, int *stack) {
+  int sp = 0;
+  for (int i = 0; i < n_ys; i++)
+    if (!up[ys[i].node]) up[stack[sp++] = ys[i].node] = 1;
+  while (sp) {
+    const kg_node *v = &m->nodes[stack[--sp]];
+    for (int k = 0; k < v->n_in; k++)
+      if (!up[v->in[k].node]) up[stack[sp++] = v->in[k].node] = 1;
+  }
+}
+
 /* Marks nodes downstream of the xs and upstream of the ys. */
 static void mark_path(adctx *a, const kg_ref *xs, int n_xs, const kg_ref *ys, int n_ys) {
   kg_module *m = a->g.m;
@@ -83,14 +96,7 @@ static void mark_path(adctx *a, const kg_ref *xs, int n_xs, const kg_ref *ys, in
         }
     }
   }
-  int sp = 0;
-  for (int i = 0; i < n_ys; i++)
-    if (!bwd[ys[i].node]) bwd[stack[sp++] = ys[i].node] = 1;
-  while (sp) {
-    const kg_node *v = &m->nodes[stack[--sp]];
-    for (int k = 0; k < v->n_in; k++)
-      if (!bwd[v->in[k].node]) bwd[stack[sp++] = v->in[k].node] = 1;
-  }
+  mark_upstream(m, ys, n_ys, bwd, stack);
   for (int v = 0; v < a->n; v++) a->on_path[v] = fwd[v] && bwd[v];
 out:
   free(fwd);
@@ -104,15 +110,9 @@ out:
 static int blocking_node(adctx *a, kg_ref x, const kg_ref *ys, int n_ys) {
   kg_module *m = a->g.m;
   char *fwd = calloc((size_t)a->n + 1, 1), *bwd = calloc((size_t)a->n + 1, 1);
-  int *stack = malloc(sizeof(int) * ((size_t)a->n + 1)), found = -1, sp = 0;
+  int *stack = malloc(sizeof(int) * ((size_t)a->n + 1)), found = -1;
   if (!fwd || !bwd || !stack) goto out;
-  for (int i = 0; i < n_ys; i++)
-    if (!bwd[ys[i].node]) bwd[stack[sp++] = ys[i].node] = 1;
-  while (sp) {
-    const kg_node *v = &m->nodes[stack[--sp]];
-    for (int k = 0; k < v->n_in; k++)
-      if (!bwd[v->in[k].node]) bwd[stack[sp++] = v->in[k].node] = 1;
-  }
+  mark_upstream(m, ys, n_ys, bwd, stack);
   fwd[x.node] = 1;
   for (bool changed = true; changed && found < 0;) {
     changed = false;
@@ -132,23 +132,6 @@ out:
   free(bwd);
   free(stack);
   return found;
-}
-
-static void replace_refs(kg_module *m, int node, int index, kg_ref by) {
-  for (int v = 0; v < m->n_nodes; v++)
-    for (int k = 0; k < m->nodes[v].n_in; k++)
-      if (m->nodes[v].in[k].node == node && m->nodes[v].in[k].index == index) m->nodes[v].in[k] = by;
-  for (int e = 0; e < m->n_entries; e++)
-    for (int k = 0; k < m->entries[e].n_fetches; k++)
-      if (m->entries[e].fetches[k].node == node && m->entries[e].fetches[k].index == index)
-        m->entries[e].fetches[k] = by;
-}
-
-static void replace_in_program(kg_stmt **s, int n, int node, int index, kg_ref by) {
-  for (int i = 0; i < n; i++) {
-    if (s[i]->kind == KG_STMT_PRINT && s[i]->ref.node == node && s[i]->ref.index == index) s[i]->ref = by;
-    replace_in_program(s[i]->body, s[i]->n_body, node, index, by);
-  }
 }
 
 static bool expand(kg_module *m, int gi, kc_diag *d) {
@@ -241,8 +224,7 @@ static bool expand(kg_module *m, int gi, kc_diag *d) {
   }
   if (ok && !a.g.failed) {
     for (int k = 0; k < n_xs; k++) {
-      replace_refs(m, gi, k, results[k]);
-      replace_in_program(m->program, m->n_program, gi, k, results[k]);
+      kc_module_redirect(m, (kg_ref){gi, k}, results[k]);
     }
     /* `after [g]` means after every gradient: a no_op standing for them */
     kg_node done = {0};
@@ -254,9 +236,7 @@ static bool expand(kg_module *m, int gi, kc_diag *d) {
     for (int k = 0; k < n_xs; k++) done.ctrl[k] = results[k].node;
     done.in = kc_alloc(m->arena, sizeof(kg_ref));
     int di = kc_module_add_node(m, &done);
-    for (int v = 0; v < m->n_nodes; v++)
-      for (int k = 0; k < m->nodes[v].n_ctrl; k++)
-        if (m->nodes[v].ctrl[k] == gi) m->nodes[v].ctrl[k] = di;
+    kc_module_redirect_ctrl(m, gi, di);
     m->nodes[gi].dead = true;
   }
   free(a.base);

@@ -9,32 +9,6 @@
 
 bool kc_expand_none(kc_grad_ctx *g, int node, kg_ref *out) { return true; }
 
-static void redirect(kg_module *m, int node, int index, kg_ref by) {
-  for (int v = 0; v < m->n_nodes; v++)
-    for (int k = 0; k < m->nodes[v].n_in; k++)
-      if (m->nodes[v].in[k].node == node && m->nodes[v].in[k].index == index) m->nodes[v].in[k] = by;
-  for (int e = 0; e < m->n_entries; e++)
-    for (int k = 0; k < m->entries[e].n_fetches; k++)
-      if (m->entries[e].fetches[k].node == node && m->entries[e].fetches[k].index == index)
-        m->entries[e].fetches[k] = by;
-}
-
-static void redirect_program(kg_stmt **s, int n, int node, int index, kg_ref by) {
-  for (int i = 0; i < n; i++) {
-    if (s[i]->kind == KG_STMT_PRINT && s[i]->ref.node == node && s[i]->ref.index == index) s[i]->ref = by;
-    redirect_program(s[i]->body, s[i]->n_body, node, index, by);
-  }
-}
-
-/* Control dependencies on a composite node move to what replaced it: a
- * no_op holding the replacement's nodes (the last built node covers them
- * when the expansion chains its updates). */
-static void redirect_ctrl(kg_module *m, int node, int by) {
-  for (int v = 0; v < m->n_nodes; v++)
-    for (int k = 0; k < m->nodes[v].n_ctrl; k++)
-      if (m->nodes[v].ctrl[k] == node) m->nodes[v].ctrl[k] = by;
-}
-
 bool kc_pass_expand(kg_module *m, kc_diag *d) {
   bool any = false;
   /* expansions may build composite nodes themselves: keep going until none */
@@ -64,15 +38,14 @@ bool kc_pass_expand(kg_module *m, kc_diag *d) {
     for (int k = 0; k < n_out; k++) {
       kg_ref by = out[k];
       if (by.node < 0) return kc_error(d, m->nodes[v].loc, "internal: expansion of '%s' left output %d unset", m->nodes[v].name, k);
-      redirect(m, v, k, by);
-      redirect_program(m->program, m->n_program, v, k, by);
+      kc_module_redirect(m, (kg_ref){v, k}, by);
     }
     if (n_out == 0) { /* a target: entries that ran it now run its no_op */
       for (int e = 0; e < m->n_entries; e++)
         for (int k = 0; k < m->entries[e].n_fetches; k++)
           if (m->entries[e].fetches[k].node == v) m->entries[e].fetches[k] = (kg_ref){done_idx, 0};
     }
-    redirect_ctrl(m, v, done_idx);
+    kc_module_redirect_ctrl(m, v, done_idx);
     /* the replacement inherits the composite's own control dependencies */
     const kg_node *orig = &m->nodes[v];
     for (int i = first_new; i < last; i++) {

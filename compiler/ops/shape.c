@@ -635,6 +635,45 @@ bool kl_lower_strided_slice(kl_ctx *L, int node) {
 
 /* ---- gather ---- */
 
+/* params[:axis] + indices.shape + params[axis+1:]: what gather yields and
+ * what scatter_add takes. */
+static kg_shape gathered_shape(const kg_shape *params, int ax, const kg_shape *indices) {
+  kg_shape s = {.rank = params->rank - 1 + indices->rank};
+  int k = 0;
+  for (int d = 0; d < ax; d++) s.dim[k++] = params->dim[d];
+  for (int d = 0; d < indices->rank; d++) s.dim[k++] = indices->dim[d];
+  for (int d = ax + 1; d < params->rank; d++) s.dim[k++] = params->dim[d];
+  return s;
+}
+
+/* A tensor of shape `full` indexed along `axis`, viewed as [outer, A, inner],
+ * with N indices. */
+typedef struct gview {
+  int ax;
+  int64_t outer, A, inner, N;
+} gview;
+
+static gview gather_view(const kg_shape *full, int64_t axis, const kg_shape *indices) {
+  gview g;
+  g.ax = (int)(axis < 0 ? axis + full->rank : axis);
+  g.outer = prod(full->dim, 0, g.ax);
+  g.A = full->dim[g.ax];
+  g.inner = prod(full->dim, g.ax + 1, full->rank);
+  g.N = kg_shape_numel(indices);
+  return g;
+}
+
+/* Checks every index first, so later loops have no branches and a bad index
+ * ends the run before anything is touched out of bounds. */
+static void check_indices(kl_ctx *L, int node, kiln_dtype dt, LLVMValueRef idx, const gview *g, const char *what) {
+  kl_loop chk = kl_for(L, kl_i64(L, g->N), "index_check");
+  LLVMValueRef k = load_index(L, dt, idx, chk.index);
+  /* unsigned >= also catches negative indices */
+  kl_fail_if(L, LLVMBuildICmp(L->B, LLVMIntUGE, k, kl_i64(L, g->A), ""), node,
+             kc_sprintf(L->m->arena, "%s index out of range [0, %lld) for axis %d", what, (long long)g->A, g->ax));
+  kl_for_end(L, &chk);
+}
+
 bool kc_infer_gather(kc_infer_ctx *c, kg_node *n) {
   const kg_type *pt = kc_in_type(c, n, 0), *it = kc_in_type(c, n, 1);
   char b[160];
@@ -647,11 +686,7 @@ bool kc_infer_gather(kc_infer_ctx *c, kg_node *n) {
   if (r > KILN_MAX_RANK)
     return kc_node_error(c, n, "the result would have rank %d; at most %d is supported", r,
                          KILN_MAX_RANK);
-  kg_shape s = {.rank = r};
-  int k = 0;
-  for (int d = 0; d < ax; d++) s.dim[k++] = pt->shape.dim[d];
-  for (int d = 0; d < it->shape.rank; d++) s.dim[k++] = it->shape.dim[d];
-  for (int d = ax + 1; d < pt->shape.rank; d++) s.dim[k++] = pt->shape.dim[d];
+  kg_shape s = gathered_shape(&pt->shape, ax, &it->shape);
   kc_set_out(c, n, pt->dtype, &s);
   return true;
 }
@@ -661,30 +696,17 @@ bool kc_infer_gather(kc_infer_ctx *c, kg_node *n) {
  * indices are checked first, so the copy loop has no branches and a bad
  * index ends the run before anything is read out of bounds. */
 bool kl_lower_gather(kl_ctx *L, int node) {
-  const kg_node *n = &L->m->nodes[node];
   const kg_type *pt = kl_in_type(L, node, 0), *it = kl_in_type(L, node, 1);
-  int64_t axis = kg_attr_int(n, "axis", 0);
-  int ax = (int)(axis < 0 ? axis + pt->shape.rank : axis);
-  int64_t outer = prod(pt->shape.dim, 0, ax), A = pt->shape.dim[ax];
-  int64_t inner = prod(pt->shape.dim, ax + 1, pt->shape.rank), N = kg_shape_numel(&it->shape);
+  gview g = gather_view(&pt->shape, kg_attr_int(&L->m->nodes[node], "axis", 0), &it->shape);
   LLVMValueRef params = kl_in(L, node, 0), idx = kl_in(L, node, 1), out = kl_out(L, node, 0);
-  if (N == 0) return true;
-
-  kl_loop chk = kl_for(L, kl_i64(L, N), "gather_check");
-  LLVMValueRef k = load_index(L, it->dtype, idx, chk.index);
-  /* unsigned >= also catches negative indices */
-  LLVMValueRef bad = LLVMBuildICmp(L->B, LLVMIntUGE, k, kl_i64(L, A), "");
-  kl_fail_if(L, bad, node,
-             kc_sprintf(L->m->arena, "gather index out of range [0, %lld) for axis %d of params",
-                        (long long)A, ax));
-  kl_for_end(L, &chk);
-
-  if (outer == 0 || inner == 0) return true;
-  span so = span_begin(L, outer, "gather_outer"), sk = span_begin(L, N, "gather");
-  k = load_index(L, it->dtype, idx, sk.i);
-  LLVMValueRef si = madd(L, madd(L, so.i, A, k), inner, NULL);
-  LLVMValueRef di = madd(L, madd(L, so.i, N, sk.i), inner, NULL);
-  copy_run(L, pt->dtype, out, di, params, si, inner);
+  if (g.N == 0) return true;
+  check_indices(L, node, it->dtype, idx, &g, "gather");
+  if (g.outer == 0 || g.inner == 0) return true;
+  span so = span_begin(L, g.outer, "gather_outer"), sk = span_begin(L, g.N, "gather");
+  LLVMValueRef k = load_index(L, it->dtype, idx, sk.i);
+  LLVMValueRef si = madd(L, madd(L, so.i, g.A, k), g.inner, NULL);
+  LLVMValueRef di = madd(L, madd(L, so.i, g.N, sk.i), g.inner, NULL);
+  copy_run(L, pt->dtype, out, di, params, si, g.inner);
   span_end(L, &sk);
   span_end(L, &so);
   return true;
@@ -1003,11 +1025,7 @@ bool kc_infer_scatter_add(kc_infer_ctx *c, kg_node *n) {
     return kc_node_error(c, n, "indices are %s; they must be i32 or i64", kg_type_str(it, b, sizeof b));
   int ax = 0;
   if (!kc_axis(c, n, kg_attr_int(n, "axis", 0), ps.rank, &ax)) return false;
-  kg_shape want = {.rank = ps.rank - 1 + it->shape.rank};
-  int k = 0;
-  for (int d = 0; d < ax; d++) want.dim[k++] = ps.dim[d];
-  for (int d = 0; d < it->shape.rank; d++) want.dim[k++] = it->shape.dim[d];
-  for (int d = ax + 1; d < ps.rank; d++) want.dim[k++] = ps.dim[d];
+  kg_shape want = gathered_shape(&ps, ax, &it->shape);
   if (!kg_shape_eq(&want, &u->shape)) {
     char a[96], bb[96];
     return kc_node_error(c, n, "updates are %s; gathering that shape's indices gives %s", kc_shape_str(&u->shape, a, sizeof a),
@@ -1021,30 +1039,22 @@ bool kc_infer_scatter_add(kc_infer_ctx *c, kg_node *n) {
  * out[o, indices[k], :] += updates[o, k, :], after the same index check as
  * gather. */
 bool kl_lower_scatter_add(kl_ctx *L, int node) {
-  const kg_node *n = &L->m->nodes[node];
   const kg_type *ot = kl_out_type(L, node, 0), *it = kl_in_type(L, node, 1);
-  int64_t axis = kg_attr_int(n, "axis", 0);
-  int ax = (int)(axis < 0 ? axis + ot->shape.rank : axis);
-  int64_t outer = prod(ot->shape.dim, 0, ax), A = ot->shape.dim[ax];
-  int64_t inner = prod(ot->shape.dim, ax + 1, ot->shape.rank), N = kg_shape_numel(&it->shape);
+  gview g = gather_view(&ot->shape, kg_attr_int(&L->m->nodes[node], "axis", 0), &it->shape);
   LLVMValueRef upd = kl_in(L, node, 0), idx = kl_in(L, node, 1), out = kl_out(L, node, 0);
   kl_memset0(L, out, kg_type_bytes(ot));
-  if (N == 0) return true;
-  kl_loop chk = kl_for(L, kl_i64(L, N), "scatter_check");
-  LLVMValueRef k = load_index(L, it->dtype, idx, chk.index);
-  kl_fail_if(L, LLVMBuildICmp(L->B, LLVMIntUGE, k, kl_i64(L, A), ""), node,
-             kc_sprintf(L->m->arena, "scatter index out of range [0, %lld) for axis %d", (long long)A, ax));
-  kl_for_end(L, &chk);
-  if (outer == 0 || inner == 0) return true;
-  span so = span_begin(L, outer, "scatter_outer"), sk = span_begin(L, N, "scatter");
-  k = load_index(L, it->dtype, idx, sk.i);
-  LLVMValueRef di = madd(L, madd(L, so.i, A, k), inner, NULL);
-  LLVMValueRef si = madd(L, madd(L, so.i, N, sk.i), inner, NULL);
-  span si_ = span_begin(L, inner, "scatter_inner");
-  LLVMValueRef d = LLVMBuildAdd(L->B, di, si_.i, ""), s2 = LLVMBuildAdd(L->B, si, si_.i, "");
+  if (g.N == 0) return true;
+  check_indices(L, node, it->dtype, idx, &g, "scatter");
+  if (g.outer == 0 || g.inner == 0) return true;
+  span so = span_begin(L, g.outer, "scatter_outer"), sk = span_begin(L, g.N, "scatter");
+  LLVMValueRef k = load_index(L, it->dtype, idx, sk.i);
+  LLVMValueRef di = madd(L, madd(L, so.i, g.A, k), g.inner, NULL);
+  LLVMValueRef si = madd(L, madd(L, so.i, g.N, sk.i), g.inner, NULL);
+  span sj = span_begin(L, g.inner, "scatter_inner");
+  LLVMValueRef d = LLVMBuildAdd(L->B, di, sj.i, ""), s2 = LLVMBuildAdd(L->B, si, sj.i, "");
   LLVMValueRef args[] = {kl_load(L, ot->dtype, out, d), kl_load(L, ot->dtype, upd, s2)};
   kl_store(L, ot->dtype, out, d, kl_prim(L, "add", ot->dtype, ot->dtype, args, 2));
-  span_end(L, &si_);
+  span_end(L, &sj);
   span_end(L, &sk);
   span_end(L, &so);
   return true;

@@ -375,3 +375,27 @@ Test(cli, bad_options) {
   cli_fails(2, "unknown command 'compile'", (char *[]){k, "compile", f, NULL});
   cli_fails(1, "cannot open", (char *[]){k, "build", "no/such/file.kg", NULL});
 }
+
+/* ---- run-time checks: a gather index out of range ends the run cleanly ---- */
+
+Test(runtime_checks, gather_index_out_of_range) {
+  char *dir = tu_tmpdir();
+  char kg[512], exe[512];
+  snprintf(kg, sizeof kg, "%s/g.kg", dir);
+  snprintf(exe, sizeof exe, "%s/g", dir);
+  FILE *f = fopen(kg, "w");
+  fputs("module g\nvar i : i32[2] = [1, 5]\ngraph {\n  p = const<f32[5,2]>(1.0)\n  y = gather(p, i)\n}\n"
+        "program {\n  run y\n  print y\n}\n", f);
+  fclose(f);
+  char *build[] = {(char *)tu_kiln(), "build", kg, "-o", exe, NULL};
+  tu_result r = tu_run(build, 60);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_free(&r);
+  char *run[] = {exe, NULL};
+  r = tu_run(run, 30);
+  cr_assert_eq(r.status, 1, "status %d\n%s", r.status, r.err);
+  cr_assert(strstr(r.err, "node 'y' (gather): gather index out of range [0, 5) for axis 0"), "%s", r.err);
+  tu_free(&r);
+  tu_rmtree(dir);
+  free(dir);
+}

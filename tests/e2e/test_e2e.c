@@ -19,6 +19,8 @@ typedef struct path_param {
   char path[256];
 } path_param;
 
+static void free_params(struct criterion_test_params *crp) { cr_free(crp->params); }
+
 static struct criterion_test_params files_param(const char *dir, const char *suffix) {
   int n = 0;
   char **files = tu_list(dir, suffix, &n);
@@ -28,7 +30,7 @@ static struct criterion_test_params files_param(const char *dir, const char *suf
     free(files[i]);
   }
   free(files);
-  return cr_make_param_array(path_param, p, (size_t)n);
+  return cr_make_param_array(path_param, p, (size_t)n, free_params);
 }
 
 static char *replace_ext(const char *path, const char *ext) {

@@ -59,6 +59,20 @@ bool kc_grad_fill(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
   return true;
 }
 
+/* Unary ops whose derivative is cheapest in terms of their own result y (as
+ * TF's ReluGrad, SigmoidGrad, TanhGrad do): the gradient reads y, not x, so
+ * x is free to fuse into the op in the forward pass and nothing transcendental
+ * is computed twice. */
+static const struct {
+  int op;
+  const char *dydx; /* over x0 = y */
+} output_form[] = {
+    {KC_OP_RELU, "select(gt(x0, 0), 1, 0)"},
+    {KC_OP_SIGMOID, "mul(x0, sub(1, x0))"},
+    {KC_OP_TANH, "sub(1, mul(x0, x0))"},
+    {KC_OP_EXP, "x0"},
+};
+
 /* dx_i = sum_to(shape of x_i, dy * d expr / d x_i), the product being one
  * fused node over the op's operands and dy. */
 bool kc_grad_elementwise(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
@@ -66,6 +80,14 @@ bool kc_grad_elementwise(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx)
   const kg_node *n = &m->nodes[node];
   int n_in = n->n_in, op = n->op;
   kg_type out = n->out[0];
+  for (size_t i = 0; i < sizeof output_form / sizeof *output_form; i++)
+    if (output_form[i].op == op) {
+      char err[64];
+      kc_expr *e = kc_expr_parse(m->arena, kc_sprintf(m->arena, "mul(x1, %s)", output_form[i].dydx), "x0,x1", err, sizeof err);
+      kg_ref in[] = {{node, 0}, dy[0]};
+      dx[0] = kb_fused(g, e, in, 2, out.dtype, &out.shape);
+      return true;
+    }
   kg_ref in[64];
   if (n_in > 63) return kc_error(g->d, n->loc, "too many operands to differentiate '%s'", n->name);
   memcpy(in, n->in, sizeof(kg_ref) * (size_t)n_in);

@@ -98,8 +98,8 @@ static void reaches_95_percent(const char *name) {
   free(dir);
 }
 
-Test(digits, mlp_reaches_95_percent, .timeout = 300) { reaches_95_percent("train_digits"); }
-Test(digits, cnn_reaches_95_percent, .timeout = 300) { reaches_95_percent("train_digits_cnn"); }
+Test(digits, mlp_reaches_95_percent) { reaches_95_percent("train_digits"); }
+Test(digits, cnn_reaches_95_percent) { reaches_95_percent("train_digits_cnn"); }
 
 /* copies build/digits/FROM into DIR/build/digits/TO */
 static void copy_data(const char *dir, const char *from, const char *to) {
@@ -135,22 +135,22 @@ static void fails_with(const char *name, const char *const *copies, size_t ncopi
   free(dir);
 }
 
-Test(digits, missing_data_dir, .timeout = 120) {
+Test(digits, missing_data_dir) {
   fails_with("train_digits", NULL, 0, DIGITS "/train_x.npy: cannot open: No such file or directory");
 }
 
-Test(digits, missing_data_dir_cnn, .timeout = 120) {
+Test(digits, missing_data_dir_cnn) {
   fails_with("train_digits_cnn", NULL, 0, DIGITS "/train_x.npy: cannot open: No such file or directory");
 }
 
 /* the first file is there, the second is not: the message names the second */
-Test(digits, missing_one_file, .timeout = 120) {
+Test(digits, missing_one_file) {
   static const char *const copies[] = {"train_x.npy", "train_x.npy"};
   fails_with("train_digits", copies, 2, DIGITS "/train_y.npy: cannot open");
 }
 
 /* the held-out images where the training images belong */
-Test(digits, wrong_shape, .timeout = 120) {
+Test(digits, wrong_shape) {
   static const char *const copies[] = {"test_x.npy", "train_x.npy"};
   fails_with("train_digits", copies, 2, DIGITS "/train_x.npy: expected f32[1437,64], found f32[360,64]");
 }

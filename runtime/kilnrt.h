@@ -80,13 +80,15 @@ typedef struct kiln_module_desc {
 } kiln_module_desc;
 
 /* The instance: state of one loaded module.  Generated code reads the first
- * four fields directly (by index), so they stay first and in this order. */
+ * five fields directly (by index), so they stay first and in this order. */
 struct kiln_inst {
   uint8_t *vars;
   uint8_t *arena;
   kiln_queue **queues;
   uint64_t *random_counters; /* one per random op, so reruns draw new numbers */
+  int32_t tracing;           /* non-zero during a traced run: nodes report their times */
   const kiln_module_desc *desc;
+  struct kiln_services *services; /* threads, summaries, traces (runtime-private) */
   char error[1024];
 };
 
@@ -151,6 +153,59 @@ int kiln_rt_print(kiln_inst *inst, int32_t dtype, int32_t rank, const int64_t *d
 int kiln_rt_print_text(kiln_inst *inst, const char *text);
 /* Reports a failed run from the program: message to stderr. */
 int kiln_rt_report(kiln_inst *inst, int status);
+
+/* ---- checkpoints (tf.train.Saver; runtime/checkpoint.c) ---- */
+
+/* Saves every variable to `<prefix>-<step>` (or `<prefix>` when step < 0),
+ * atomically (temporary file, fsync, rename), checksummed; records it in the
+ * `checkpoint` index beside it and keeps the newest max_to_keep. */
+int kiln_rt_save(kiln_inst *inst, const char *prefix, int64_t step, int32_t max_to_keep);
+/* Restores every variable from the checkpoint `prefix` names (the latest in
+ * its directory's index when prefix is the save prefix).  A corrupt or
+ * mismatched file is refused before any variable changes. */
+int kiln_rt_restore(kiln_inst *inst, const char *prefix);
+
+/* ---- threads and the coordinator (tf.train.Coordinator; runtime/coord.c) ---- */
+
+/* Starts `count` threads, each running entry `entry` in a loop until a stop
+ * is requested; a thread that gets OutOfRange or Cancelled ends quietly,
+ * another error requests a stop and is kept for join.  When the last thread
+ * of the group ends, queue `close_queue` (>= 0) is closed. */
+int kiln_rt_spawn(kiln_inst *inst, int32_t count, int32_t entry, int32_t close_queue);
+/* Asks every thread to stop after its current run. */
+int kiln_rt_request_stop(kiln_inst *inst);
+/* Non-zero once a stop was requested. */
+int32_t kiln_rt_should_stop(kiln_inst *inst);
+/* Requests a stop and waits up to grace_ms for the threads; returns the
+ * first error a thread raised (with its message), or an error naming the
+ * threads that did not finish in time. */
+int kiln_rt_join(kiln_inst *inst, int64_t grace_ms);
+
+/* ---- summaries and event files (tf.summary; runtime/summary.c) ---- */
+
+/* Record one value for the next summary write (called by the summary ops). */
+int kiln_rt_summary_scalar(kiln_inst *inst, const char *tag, int32_t dtype, const void *value);
+int kiln_rt_summary_histogram(kiln_inst *inst, const char *tag, int32_t dtype, int64_t n, const void *data);
+int kiln_rt_summary_text(kiln_inst *inst, const char *tag, const char *text);
+/* Opens `events.out.tfevents.<seconds>.<host>` in logdir (created if needed). */
+int kiln_rt_summary_open(kiln_inst *inst, const char *logdir);
+/* Writes the recorded values as one Event at `step` and clears them. */
+int kiln_rt_summary_write(kiln_inst *inst, int64_t step);
+/* Writes the module's graph (a serialized GraphDef) as an Event. */
+int kiln_rt_summary_graph(kiln_inst *inst, const void *graph_def, int64_t n);
+/* Flushes and closes the writer (also done at exit). */
+int kiln_rt_summary_close(kiln_inst *inst);
+
+/* ---- traced runs (RunOptions FULL_TRACE; runtime/trace.c) ---- */
+
+/* Starts tracing the next run: clears the records and sets inst->tracing. */
+int kiln_rt_trace_start(kiln_inst *inst);
+/* Generated code, around each node of a traced run. */
+void kiln_rt_trace_begin(kiln_inst *inst);
+void kiln_rt_trace_end(kiln_inst *inst, const char *node, const char *op, int64_t bytes);
+/* Ends the traced run: writes RunMetadata (StepStats) to the summary writer
+ * under `tag` (or "stepNNN") and a Chrome trace JSON file; clears tracing. */
+int kiln_rt_trace_finish(kiln_inst *inst, const char *tag);
 
 /* ---- .npy files ---- */
 

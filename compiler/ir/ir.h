@@ -139,7 +139,16 @@ typedef enum kg_stmt_kind {
   KG_STMT_LOOP,   /* repeat body until a run raises OutOfRange */
   KG_STMT_PRINT,  /* print the value of `ref` as fetched by run statement `run_stmt` */
   KG_STMT_PRINT_TEXT,
-  KG_STMT_CLOSE   /* close queue `node` (cancel_pending in count) */
+  KG_STMT_CLOSE,  /* close queue `node` (cancel_pending in count) */
+  KG_STMT_SAVE,   /* checkpoint every variable to prefix `text` (step: variable `node` or -1; keep: count) */
+  KG_STMT_RESTORE,/* restore every variable from the latest checkpoint of prefix `text` */
+  KG_STMT_SPAWN,  /* start `count` threads running `entry` until stopped (then close queue `node`, or -1) */
+  KG_STMT_STOP,   /* ask the coordinator's threads to stop */
+  KG_STMT_JOIN,   /* wait for the threads (grace period `count` ms); their first error ends the program */
+  KG_STMT_SUMMARY_OPEN,  /* open an event-file writer in directory `text` */
+  KG_STMT_SUMMARY_WRITE, /* write the summaries the last runs produced (step: variable `node` or -1) */
+  KG_STMT_SUMMARY_GRAPH, /* write the module's graph */
+  KG_STMT_SUMMARY_CLOSE  /* flush and close the writer */
 } kg_stmt_kind;
 
 typedef struct kg_stmt {
@@ -152,8 +161,9 @@ typedef struct kg_stmt {
   kg_ref ref;      /* PRINT */
   struct kg_stmt *source; /* PRINT: the RUN whose fetch is printed */
   int fetch_index; /* PRINT: which fetch of that run */
-  int node;        /* CLOSE: the queue node */
-  const char *text;/* PRINT_TEXT */
+  int node;        /* CLOSE: the queue node; SAVE, SUMMARY_WRITE: the step variable; SPAWN: queue to close */
+  const char *text;/* PRINT_TEXT; SAVE/RESTORE: checkpoint prefix; SUMMARY_OPEN: log directory; RUN: trace tag */
+  bool trace;      /* RUN: a traced run (RunOptions FULL_TRACE) */
 } kg_stmt;
 
 typedef struct kg_module {

@@ -93,7 +93,9 @@ const kg_type *kg_ref_type(const kg_module *m, kg_ref r) {
 static void renumber_stmts(kg_stmt **s, int n, const int *map) {
   for (int i = 0; i < n; i++) {
     if (s[i]->kind == KG_STMT_PRINT) s[i]->ref.node = map[s[i]->ref.node];
-    if (s[i]->kind == KG_STMT_CLOSE) s[i]->node = map[s[i]->node];
+    if (s[i]->node >= 0 && (s[i]->kind == KG_STMT_CLOSE || s[i]->kind == KG_STMT_SAVE || s[i]->kind == KG_STMT_SPAWN ||
+                            s[i]->kind == KG_STMT_SUMMARY_WRITE))
+      s[i]->node = map[s[i]->node];
     renumber_stmts(s[i]->body, s[i]->n_body, map);
   }
 }

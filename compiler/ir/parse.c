@@ -987,14 +987,122 @@ static kg_stmt *parse_stmt(parser *p, resolve_lists *rl) {
   kg_stmt *st = kc_alloc(p->a, sizeof *st);
   st->loc = p->tok.loc;
   st->entry = -1;
-  if (is_word(p, "run")) {
+  st->node = -1;
+  if (is_word(p, "run") || is_word(p, "spawn")) {
+    st->kind = is_word(p, "run") ? KG_STMT_RUN : KG_STMT_SPAWN;
     next(p);
-    st->kind = KG_STMT_RUN;
+    if (st->kind == KG_STMT_SPAWN) { /* spawn N run a, b [close q] */
+      kc_loc cl = p->tok.loc;
+      if (!int_tok(p, &st->count)) return NULL;
+      if (st->count < 1 || st->count > 1024) {
+        kc_error(p->diag, cl, "spawn needs 1 to 1024 threads");
+        p->failed = true;
+        return NULL;
+      }
+      if (!is_word(p, "run")) return fail(p, "'run' and what each thread runs"), NULL;
+      next(p);
+    }
     pending_stmt ps = {st, NULL, 0};
     if (!parse_names(p, &ps.names, &ps.n_names, 0)) return NULL;
     if (!ps.n_names) return fail(p, "the nodes to run"), NULL;
+    if (st->kind == KG_STMT_RUN && is_word(p, "trace")) { /* run ... trace ["tag"] */
+      next(p);
+      st->trace = true;
+      if (p->tok.kind == KC_TOK_STRING) {
+        st->text = string_tok(p);
+        next(p);
+      }
+    }
+    if (st->kind == KG_STMT_SPAWN && is_word(p, "close")) { /* the queue the threads feed */
+      next(p);
+      const char *qs;
+      size_t ql;
+      if (!ident(p, &qs, &ql, "a queue name")) return NULL;
+      st->text = kc_strndup(p->a, qs, ql);
+    }
     rl->stmts = grow_arr(p->a, rl->stmts, rl->n_stmts, &rl->cap_stmts, sizeof(pending_stmt));
     rl->stmts[rl->n_stmts++] = ps;
+    return st;
+  }
+  if (is_word(p, "save") || is_word(p, "restore")) { /* save "prefix" [step v] [keep N] */
+    st->kind = is_word(p, "save") ? KG_STMT_SAVE : KG_STMT_RESTORE;
+    next(p);
+    if (p->tok.kind != KC_TOK_STRING) return fail(p, "a checkpoint path in quotes"), NULL;
+    st->text = string_tok(p);
+    next(p);
+    st->count = 5; /* tf.train.Saver's max_to_keep */
+    pending_stmt ps = {st, NULL, 0};
+    while (st->kind == KG_STMT_SAVE && (is_word(p, "step") || is_word(p, "keep"))) {
+      bool step = is_word(p, "step");
+      next(p);
+      if (step) {
+        ps.names = kc_alloc(p->a, sizeof(nref));
+        ps.n_names = 1;
+        ps.names[0].loc = p->tok.loc;
+        if (!ident(p, &ps.names[0].s, &ps.names[0].len, "the step variable")) return NULL;
+      } else {
+        kc_loc kl = p->tok.loc;
+        if (!int_tok(p, &st->count)) return NULL;
+        if (st->count < 1) {
+          kc_error(p->diag, kl, "keep must be at least 1");
+          p->failed = true;
+          return NULL;
+        }
+      }
+    }
+    if (ps.n_names) {
+      rl->stmts = grow_arr(p->a, rl->stmts, rl->n_stmts, &rl->cap_stmts, sizeof(pending_stmt));
+      rl->stmts[rl->n_stmts++] = ps;
+    }
+    return st;
+  }
+  if (is_word(p, "stop")) {
+    next(p);
+    st->kind = KG_STMT_STOP;
+    return st;
+  }
+  if (is_word(p, "join")) { /* join [grace SECONDS] */
+    next(p);
+    st->kind = KG_STMT_JOIN;
+    st->count = 10000; /* TF's Coordinator.join: 120 s; a compiled program needs less */
+    if (is_word(p, "grace")) {
+      next(p);
+      int64_t sec;
+      kc_loc gl = p->tok.loc;
+      if (!int_tok(p, &sec)) return NULL;
+      if (sec < 0 || sec > 86400) {
+        kc_error(p->diag, gl, "grace must be 0 to 86400 seconds");
+        p->failed = true;
+        return NULL;
+      }
+      st->count = sec * 1000;
+    }
+    return st;
+  }
+  if (is_word(p, "summary")) { /* summary "logdir" | summary write [step v] | summary graph | summary close */
+    next(p);
+    if (p->tok.kind == KC_TOK_STRING) {
+      st->kind = KG_STMT_SUMMARY_OPEN;
+      st->text = string_tok(p);
+      next(p);
+      return st;
+    }
+    if (is_word(p, "graph") || is_word(p, "close")) {
+      st->kind = is_word(p, "graph") ? KG_STMT_SUMMARY_GRAPH : KG_STMT_SUMMARY_CLOSE;
+      next(p);
+      return st;
+    }
+    if (!is_word(p, "write")) return fail(p, "a log directory in quotes, 'write', 'graph' or 'close'"), NULL;
+    next(p);
+    st->kind = KG_STMT_SUMMARY_WRITE;
+    if (is_word(p, "step")) {
+      next(p);
+      pending_stmt ps = {st, kc_alloc(p->a, sizeof(nref)), 1};
+      ps.names[0].loc = p->tok.loc;
+      if (!ident(p, &ps.names[0].s, &ps.names[0].len, "the step variable")) return NULL;
+      rl->stmts = grow_arr(p->a, rl->stmts, rl->n_stmts, &rl->cap_stmts, sizeof(pending_stmt));
+      rl->stmts[rl->n_stmts++] = ps;
+    }
     return st;
   }
   if (is_word(p, "repeat") || is_word(p, "loop")) {
@@ -1043,7 +1151,7 @@ static kg_stmt *parse_stmt(parser *p, resolve_lists *rl) {
     rl->stmts[rl->n_stmts++] = ps;
     return st;
   }
-  fail(p, "a statement (run, repeat, loop, print, close)");
+  fail(p, "a statement (run, repeat, loop, print, close, spawn, stop, join, save, restore, summary)");
   return NULL;
 }
 
@@ -1167,14 +1275,35 @@ static bool resolve_all(parser *p, resolve_lists *rl) {
   for (int i = 0; i < rl->n_stmts; i++) {
     pending_stmt *ps = &rl->stmts[i];
     kg_stmt *st = ps->stmt;
-    if (st->kind == KG_STMT_RUN) {
+    if (st->kind == KG_STMT_SAVE || st->kind == KG_STMT_SUMMARY_WRITE) { /* the step variable */
+      kg_ref r;
+      if (!resolve_ref(p, ps->names[0].s, ps->names[0].len, ps->names[0].loc, &r)) continue;
+      const kg_node *v = &p->m->nodes[r.node];
+      if (v->op != KC_OP_VARIABLE || !v->n_out || v->out[0].shape.rank != 0 || !kg_dtype_is_int(v->out[0].dtype)) {
+        kc_error(p->diag, ps->names[0].loc, "step: '%s' must be a scalar integer variable", v->name);
+        p->failed = true;
+        continue;
+      }
+      st->node = r.node;
+      continue;
+    }
+    if (st->kind == KG_STMT_SPAWN && st->text) {
+      int q = kc_module_find(p->m, st->text, strlen(st->text));
+      if (q < 0 || p->m->nodes[q].op != KC_OP_QUEUE) {
+        kc_error(p->diag, st->loc, "spawn ... close: '%s' is not a queue", st->text);
+        p->failed = true;
+        continue;
+      }
+      st->node = q;
+    }
+    if (st->kind == KG_STMT_RUN || st->kind == KG_STMT_SPAWN) {
       kg_ref *refs = kc_alloc(p->a, sizeof(kg_ref) * (size_t)ps->n_names);
       int n = 0;
       for (int k = 0; k < ps->n_names; k++)
         if (resolve_ref(p, ps->names[k].s, ps->names[k].len, ps->names[k].loc, &refs[n])) n++;
       if (n != ps->n_names) continue;
       st->entry = entry_for_run(p, refs, n, st->loc);
-      if (n_runs < 4096) last_runs[n_runs++] = st;
+      if (st->kind == KG_STMT_RUN && n_runs < 4096) last_runs[n_runs++] = st;
     } else if (st->kind == KG_STMT_PRINT) {
       if (!resolve_ref(p, ps->names[0].s, ps->names[0].len, ps->names[0].loc, &st->ref)) continue;
       for (int k = n_runs; k-- > 0 && !st->source;) {

@@ -206,16 +206,45 @@ static void print_stmts(const kg_module *m, kg_stmt *const *s, int n, int depth,
     const kg_stmt *st = s[i];
     fprintf(f, "%*s", 2 * depth, "");
     switch (st->kind) {
-    case KG_STMT_RUN: {
+    case KG_STMT_RUN:
+    case KG_STMT_SPAWN: {
       const kg_entry *e = &m->entries[st->entry];
+      if (st->kind == KG_STMT_SPAWN) fprintf(f, "spawn %lld ", (long long)st->count);
       fputs("run ", f);
       for (int k = 0; k < e->n_fetches; k++) {
         if (k) fputs(", ", f);
         kc_print_ref(m, e->fetches[k], f);
       }
+      if (st->trace) {
+        fputs(" trace", f);
+        if (st->text) fputc(' ', f), print_string(st->text, f);
+      }
+      if (st->kind == KG_STMT_SPAWN && st->node >= 0) fprintf(f, " close %s", m->nodes[st->node].name);
       fputc('\n', f);
       break;
     }
+    case KG_STMT_SAVE:
+    case KG_STMT_RESTORE:
+      fputs(st->kind == KG_STMT_SAVE ? "save " : "restore ", f);
+      print_string(st->text, f);
+      if (st->kind == KG_STMT_SAVE && st->node >= 0) fprintf(f, " step %s", m->nodes[st->node].name);
+      if (st->kind == KG_STMT_SAVE) fprintf(f, " keep %lld", (long long)st->count);
+      fputc('\n', f);
+      break;
+    case KG_STMT_STOP: fputs("stop\n", f); break;
+    case KG_STMT_JOIN: fprintf(f, "join grace %lld\n", (long long)(st->count / 1000)); break;
+    case KG_STMT_SUMMARY_OPEN:
+      fputs("summary ", f);
+      print_string(st->text, f);
+      fputc('\n', f);
+      break;
+    case KG_STMT_SUMMARY_WRITE:
+      fputs("summary write", f);
+      if (st->node >= 0) fprintf(f, " step %s", m->nodes[st->node].name);
+      fputc('\n', f);
+      break;
+    case KG_STMT_SUMMARY_GRAPH: fputs("summary graph\n", f); break;
+    case KG_STMT_SUMMARY_CLOSE: fputs("summary close\n", f); break;
     case KG_STMT_REPEAT:
     case KG_STMT_LOOP:
       if (st->kind == KG_STMT_REPEAT) fprintf(f, "repeat %lld {\n", (long long)st->count);

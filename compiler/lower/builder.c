@@ -268,8 +268,9 @@ LLVMValueRef kl_ptr_array(kl_ctx *L, LLVMValueRef *ptrs, int n) {
   return arr;
 }
 
-/* The first fields of struct kiln_inst (kilnrt.h): vars, arena, queues, random_counters. */
+/* The first fields of struct kiln_inst (kilnrt.h): vars, arena, queues,
+ * random_counters, tracing. */
 LLVMTypeRef kl_inst_type(kl_ctx *L) {
-  LLVMTypeRef f[] = {L->t_ptr, L->t_ptr, L->t_ptr, L->t_ptr};
-  return LLVMStructTypeInContext(L->C, f, 4, 0);
+  LLVMTypeRef f[] = {L->t_ptr, L->t_ptr, L->t_ptr, L->t_ptr, L->t_i32};
+  return LLVMStructTypeInContext(L->C, f, 5, 0);
 }

@@ -7,6 +7,7 @@
  * the planner fixed, so the generated code allocates nothing. */
 #include "lower/lower.h"
 #include "lower/symbols.h"
+#include "driver/graphproto.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,26 @@ static LLVMTypeRef entry_fn_type(kl_ctx *L) {
   return LLVMFunctionType(L->t_i32, p, 3, 0);
 }
 
+/* if (tracing) kiln_rt_trace_begin/end(...) around node v. */
+static void trace_call(kl_ctx *L, LLVMValueRef tracing, int v, bool begin) {
+  const kg_node *n = &L->m->nodes[v];
+  LLVMBasicBlockRef on = LLVMAppendBasicBlockInContext(L->C, L->fn, "trace");
+  LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(L->C, L->fn, "traced");
+  LLVMBuildCondBr(L->B, tracing, on, cont);
+  LLVMPositionBuilderAtEnd(L->B, on);
+  if (begin) {
+    kl_call(L, "kiln_rt_trace_begin", L->t_void, &L->inst, 1);
+  } else {
+    int64_t bytes = 0;
+    for (int k = 0; k < n->n_out; k++) bytes += kg_type_bytes(&n->out[k]);
+    LLVMValueRef args[] = {L->inst, LLVMBuildGlobalStringPtr(L->B, n->name, "node"),
+                           LLVMBuildGlobalStringPtr(L->B, kc_ops[n->op].name, "op"), kl_i64(L, bytes)};
+    kl_call(L, "kiln_rt_trace_end", L->t_void, args, 4);
+  }
+  LLVMBuildBr(L->B, cont);
+  LLVMPositionBuilderAtEnd(L->B, cont);
+}
+
 static bool lower_entry(kl_ctx *L, int ei, LLVMValueRef fn) {
   const kg_entry *e = &L->m->entries[ei];
   const kc_entry_plan *ep = &L->plan->entries[ei];
@@ -66,10 +87,17 @@ static bool lower_entry(kl_ctx *L, int ei, LLVMValueRef fn) {
   begin_function(L, fn);
   L->in_struct = LLVMGetParam(fn, 1);
   L->out_struct = LLVMGetParam(fn, 2);
+  /* a traced run reports each node's times; untraced runs pay one
+   * predictable branch per node */
+  LLVMValueRef tr = LLVMBuildLoad2(L->B, L->t_i32, LLVMBuildStructGEP2(L->B, kl_inst_type(L), L->inst, 4, ""), "tracing");
+  LLVMValueRef tracing = LLVMBuildICmp(L->B, LLVMIntNE, tr, kl_i32(L, 0), "");
   for (int i = 0; i < ep->n_sched; i++) {
     int v = ep->sched[i];
     const kg_node *n = &L->m->nodes[v];
+    bool work = n->op != KC_OP_VARIABLE && n->op != KC_OP_PLACEHOLDER && n->op != KC_OP_CONST && n->op != KC_OP_QUEUE;
+    if (work) trace_call(L, tracing, v, true);
     if (!kc_ops[n->op].lower(L, v)) return false;
+    if (work) trace_call(L, tracing, v, false);
   }
   for (int i = 0; i < e->n_fetches; i++) {
     if (ep->out_offset[i] < 0 || ep->fetch_direct[i]) continue;
@@ -192,12 +220,26 @@ static int count_runs(kg_stmt *const *s, int n) {
 
 static void emit_stmts(prog_ctx *P, kg_stmt *const *s, int n);
 
+/* The value of a scalar integer step variable as i64, or -1 when none. */
+static LLVMValueRef step_value(kl_ctx *L, int node) {
+  if (node < 0) return kl_i64(L, -1);
+  kiln_dtype dt = L->m->nodes[node].out[0].dtype;
+  return kl_convert(L, kl_load(L, dt, kl_ref_ptr(L, (kg_ref){node, 0}), kl_i64(L, 0)), dt, KILN_I64);
+}
+
 static void emit_stmt(prog_ctx *P, const kg_stmt *st) {
   kl_ctx *L = P->L;
   switch (st->kind) {
   case KG_STMT_RUN: {
+    if (st->trace) kl_check(L, kl_call(L, "kiln_rt_trace_start", L->t_i32, &L->inst, 1));
     LLVMValueRef args[] = {L->inst, LLVMConstNull(L->t_ptr), out_of(P, st)};
     LLVMValueRef status = LLVMBuildCall2(L->B, entry_fn_type(L), P->entry_fns[st->entry], args, 3, "");
+    if (st->trace) {
+      LLVMValueRef fa[] = {L->inst, st->text ? LLVMBuildGlobalStringPtr(L->B, st->text, "tag") : LLVMConstNull(L->t_ptr)};
+      LLVMValueRef ts = kl_call(L, "kiln_rt_trace_finish", L->t_i32, fa, 2);
+      /* the run's own failure matters more than the trace's */
+      status = LLVMBuildSelect(L->B, LLVMBuildICmp(L->B, LLVMIntNE, status, kl_i32(L, 0), ""), status, ts, "");
+    }
     if (P->loop_exit) { /* OutOfRange ends the innermost loop */
       LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(L->C, L->fn, "go");
       LLVMValueRef oor = LLVMBuildICmp(L->B, LLVMIntEQ, status, kl_i32(L, 1), "");
@@ -215,10 +257,15 @@ static void emit_stmt(prog_ctx *P, const kg_stmt *st) {
   }
   case KG_STMT_LOOP: {
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(L->C, L->fn, "loop");
+    LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(L->C, L->fn, "loop_body");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->C, L->fn, "loop_done");
     LLVMBasicBlockRef outer = P->loop_exit;
     LLVMBuildBr(L->B, body);
     LLVMPositionBuilderAtEnd(L->B, body);
+    /* a loop also ends when the coordinator was asked to stop */
+    LLVMValueRef stop = kl_call(L, "kiln_rt_should_stop", L->t_i32, &L->inst, 1);
+    LLVMBuildCondBr(L->B, LLVMBuildICmp(L->B, LLVMIntNE, stop, kl_i32(L, 0), ""), done, work);
+    LLVMPositionBuilderAtEnd(L->B, work);
     P->loop_exit = done;
     emit_stmts(P, st->body, st->n_body);
     P->loop_exit = outer;
@@ -247,6 +294,48 @@ static void emit_stmt(prog_ctx *P, const kg_stmt *st) {
     kl_check(L, kl_call(L, "kiln_rt_queue_close", L->t_i32, args, 3));
     break;
   }
+  case KG_STMT_SAVE: {
+    LLVMValueRef args[] = {L->inst, LLVMBuildGlobalStringPtr(L->B, st->text, "ckpt"), step_value(L, st->node),
+                           kl_i32(L, st->count)};
+    kl_check(L, kl_call(L, "kiln_rt_save", L->t_i32, args, 4));
+    break;
+  }
+  case KG_STMT_RESTORE: {
+    LLVMValueRef args[] = {L->inst, LLVMBuildGlobalStringPtr(L->B, st->text, "ckpt")};
+    kl_check(L, kl_call(L, "kiln_rt_restore", L->t_i32, args, 2));
+    break;
+  }
+  case KG_STMT_SPAWN: {
+    LLVMValueRef args[] = {L->inst, kl_i32(L, st->count), kl_i32(L, st->entry),
+                           kl_i32(L, st->node >= 0 ? L->plan->queue_id[st->node] : -1)};
+    kl_check(L, kl_call(L, "kiln_rt_spawn", L->t_i32, args, 4));
+    break;
+  }
+  case KG_STMT_STOP: kl_check(L, kl_call(L, "kiln_rt_request_stop", L->t_i32, &L->inst, 1)); break;
+  case KG_STMT_JOIN: {
+    LLVMValueRef args[] = {L->inst, kl_i64(L, st->count)};
+    kl_check(L, kl_call(L, "kiln_rt_join", L->t_i32, args, 2));
+    break;
+  }
+  case KG_STMT_SUMMARY_OPEN: {
+    LLVMValueRef args[] = {L->inst, LLVMBuildGlobalStringPtr(L->B, st->text, "logdir")};
+    kl_check(L, kl_call(L, "kiln_rt_summary_open", L->t_i32, args, 2));
+    break;
+  }
+  case KG_STMT_SUMMARY_WRITE: {
+    LLVMValueRef args[] = {L->inst, step_value(L, st->node)};
+    kl_check(L, kl_call(L, "kiln_rt_summary_write", L->t_i32, args, 2));
+    break;
+  }
+  case KG_STMT_SUMMARY_GRAPH: {
+    size_t n = 0;
+    const void *bytes = kc_graph_proto(L->m, &n);
+    LLVMValueRef args[] = {L->inst, n ? kl_const_data(L, bytes, (int64_t)n, "graph_def") : LLVMConstNull(L->t_ptr),
+                           kl_i64(L, (int64_t)n)};
+    kl_check(L, kl_call(L, "kiln_rt_summary_graph", L->t_i32, args, 3));
+    break;
+  }
+  case KG_STMT_SUMMARY_CLOSE: kl_check(L, kl_call(L, "kiln_rt_summary_close", L->t_i32, &L->inst, 1)); break;
   }
 }
 

@@ -10,6 +10,12 @@
  *                at batch 8 (bench/train128.kg, bench/train8.kg); `bench mlp`
  *                prints the two times (ms) for bench/torch_train.py, which
  *                times the same steps in PyTorch on one thread
+ *   generated    kiln's own GEMM (`--blas generated --cpu native`): a
+ *                1024^3 matmul (bench/mmgen.kg) vs cblas_sgemm on one
+ *                thread, and the train/mlp steps above built that way (the
+ *                Makefile renames their modules traing, mlp128g, mlp8g) vs
+ *                the same steps through OpenBLAS; `bench train-gen` and
+ *                `bench mlp-gen` print their times like `train` and `mlp`
  * Each figure is the best of several repetitions. */
 #include <cblas.h>
 #include <stdio.h>
@@ -21,6 +27,10 @@
 #include "train.h"
 #include "train128.h"
 #include "train8.h"
+#include "mmgen.h"
+#include "traing.h"
+#include "train128g.h"
+#include "train8g.h"
 
 static double now(void) {
   struct timespec t;
@@ -44,21 +54,25 @@ static void plain_loop(const float *x, const float *y, float *z, long n) {
   for (long i = 0; i < n; i++) z[i] = x[i] * y[i] + 1.0f;
 }
 
-/* Milliseconds of one training step (best of 20 after a warm-up). */
-static double train_step_ms(void) {
-  train_t *t = train_create();
-  train_run_in *in = calloc(1, sizeof *in);
-  train_run_out out;
-  for (int i = 0; i < 256; i++) {
-    for (int j = 0; j < 784; j++) in->x[i][j] = (float)((i * 7 + j * 3) % 17) / 17.0f;
-    in->labels[i][i % 10] = 1.0f;
-  }
-  train_run(t, in, &out);
-  double best = BEST_OF(20, train_run(t, in, &out));
-  train_destroy(t);
-  free(in);
-  return best * 1e3;
-}
+/* Milliseconds of one training step (best of 20 after a warm-up), of the
+ * module `train` or, with the generated GEMM, `traing`. */
+#define TRAIN_STEP_MS(M)                                                             \
+  ({                                                                                 \
+    M##_t *t_ = M##_create();                                                        \
+    M##_run_in *in_ = calloc(1, sizeof *in_);                                        \
+    M##_run_out out_;                                                                \
+    for (int i = 0; i < 256; i++) {                                                  \
+      for (int j = 0; j < 784; j++) in_->x[i][j] = (float)((i * 7 + j * 3) % 17) / 17.0f; \
+      in_->labels[i][i % 10] = 1.0f;                                                 \
+    }                                                                                \
+    M##_run(t_, in_, &out_);                                                         \
+    double best_ = BEST_OF(20, M##_run(t_, in_, &out_));                             \
+    M##_destroy(t_);                                                                 \
+    free(in_);                                                                       \
+    best_ * 1e3;                                                                     \
+  })
+
+static double train_step_ms(void) { return TRAIN_STEP_MS(train); }
 
 /* The inputs of the MLP steps, the same as bench/torch_train.py's: pixel i,j
  * of example i is ((i*7 + j*3) % 17) / 17, the label of example i is i % 10. */
@@ -92,6 +106,14 @@ int main(int argc, char **argv) {
     printf("%.4f %.4f\n", MLP_STEP_MS(mlp128, 128, 50), MLP_STEP_MS(mlp8, 8, 500));
     return 0;
   }
+  if (argc > 1 && !strcmp(argv[1], "train-gen")) {
+    printf("%.3f\n", TRAIN_STEP_MS(traing));
+    return 0;
+  }
+  if (argc > 1 && !strcmp(argv[1], "mlp-gen")) {
+    printf("%.4f %.4f\n", MLP_STEP_MS(mlp128g, 128, 50), MLP_STEP_MS(mlp8g, 8, 500));
+    return 0;
+  }
   const long N = 4194304;
   ew_t *e = ew_create();
   mm_t *m = mm_create();
@@ -117,10 +139,38 @@ int main(int argc, char **argv) {
   printf("%-34s %12.3f %12.3f %8.2f\n", "elementwise 4M vs plain C loop", t_kiln * 1e3, t_loop * 1e3, t_loop / t_kiln);
   printf("%-34s %12.1f %12.1f %8.2f\n", "elementwise GB/s vs memcpy GB/s", kiln_bw / 1e9, copy_bw / 1e9, kiln_bw / copy_bw);
   printf("%-34s %12.3f %12.3f %8.2f\n", "matmul 512^3 vs cblas_sgemm", t_mm * 1e3, t_blas * 1e3, t_blas / t_mm);
-  printf("(ratio > 1: kiln faster than the baseline; OpenBLAS threads: %s)\n",
-         getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "default");
+
+  /* kiln's generated GEMM (one thread) vs OpenBLAS held to one thread */
+  enum { G = 1024 };
+  mmgen_t *mg = mmgen_create();
+  mmgen_run_in *gin = malloc(sizeof *gin);
+  mmgen_run_out *gout = malloc(sizeof *gout);
+  float *gc = malloc(sizeof(float) * G * G);
+  for (long i = 0; i < (long)G * G; i++) gin->a[i / G][i % G] = (float)(i % 13) / 13, gin->b[i / G][i % G] = (float)(i % 11) / 11;
+  int threads = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  mmgen_run(mg, gin, gout);
+  double t_gen = BEST_OF(5, mmgen_run(mg, gin, gout));
+  double t_sgemm = BEST_OF(5, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, G, G, 1.0f, &gin->a[0][0], G,
+                                          &gin->b[0][0], G, 0.0f, gc, G));
+  openblas_set_num_threads(threads);
+  double gflop = 2.0 * G * G * G / 1e9;
+  printf("%-34s %12.3f %12.3f %8.2f\n", "matmul 1024^3 generated vs sgemm x1", t_gen * 1e3, t_sgemm * 1e3, t_sgemm / t_gen);
+  printf("%-34s %12.1f %12.1f %8.2f\n", "  GFLOP/s generated vs sgemm x1", gflop / t_gen, gflop / t_sgemm, t_sgemm / t_gen);
+  /* the training steps with the generated GEMM vs through OpenBLAS */
+  double tr = TRAIN_STEP_MS(train), trg = TRAIN_STEP_MS(traing);
+  double m128 = MLP_STEP_MS(mlp128, 128, 50), m128g = MLP_STEP_MS(mlp128g, 128, 50);
+  double m8 = MLP_STEP_MS(mlp8, 8, 500), m8g = MLP_STEP_MS(mlp8g, 8, 500);
+  printf("%-34s %12.3f %12.3f %8.2f\n", "train b256 step generated vs sgemm", trg, tr, tr / trg);
+  printf("%-34s %12.3f %12.3f %8.2f\n", "mlp b128 step generated vs sgemm", m128g, m128, m128 / m128g);
+  printf("%-34s %12.3f %12.3f %8.2f\n", "mlp b8 step generated vs sgemm", m8g, m8, m8 / m8g);
+  printf("(ratio > 1: kiln faster than the baseline; OpenBLAS threads: %s; OpenBLAS core: %s;\n"
+         " \"generated\": --blas generated --cpu native)\n",
+         getenv("OPENBLAS_NUM_THREADS") ? getenv("OPENBLAS_NUM_THREADS") : "default", openblas_get_corename());
   ew_destroy(e);
   mm_destroy(m);
+  mmgen_destroy(mg);
   free(ein), free(eout), free(z), free(buf), free(min), free(mout), free(c);
+  free(gin), free(gout), free(gc);
   return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "rt_internal.h"
+#include "summary_internal.h"
 
 void *kiln_aligned_zalloc(int64_t size) {
   if (size < 0 || size > INT64_MAX - KILN_ALIGN) return NULL;
@@ -43,6 +44,9 @@ const char *kiln_inst_error(const kiln_inst *inst) { return inst ? inst->error :
 
 void kiln_inst_destroy(kiln_inst *inst) {
   if (!inst) return;
+  kiln_coord_destroy(inst); /* no spawned thread outlives the instance */
+  kiln_trace_destroy(inst);
+  kiln_summary_destroy(inst); /* flushes and closes the event file */
   if (inst->queues && inst->desc) {
     for (int32_t i = 0; i < inst->desc->n_queues; i++) kiln_queue_free(inst->queues[i]);
   }
@@ -50,6 +54,7 @@ void kiln_inst_destroy(kiln_inst *inst) {
   free(inst->vars);
   free(inst->arena);
   free(inst->random_counters);
+  free(inst->services);
   free(inst);
 }
 
@@ -66,9 +71,11 @@ static int check_desc(kiln_inst *inst, const kiln_module_desc *d) {
   for (int32_t i = 0; i < d->n_queues; i++) {
     const kiln_queue_desc *q = &d->queues[i];
     const char *qn = q->name ? q->name : "?";
-    if (q->kind != 0)
+    if (q->kind != KILN_QUEUE_FIFO && q->kind != KILN_QUEUE_RANDOM_SHUFFLE)
       return kiln_fail(inst, KILN_ERROR, "queue '%s': unsupported queue kind %d", qn,
                        (int)q->kind);
+    if (q->kind == KILN_QUEUE_RANDOM_SHUFFLE && q->min_after_dequeue < 0)
+      return kiln_fail(inst, KILN_ERROR, "queue '%s': negative min_after_dequeue", qn);
     if (q->n_comp < 0 || (q->n_comp > 0 && !q->comp))
       return kiln_fail(inst, KILN_ERROR, "queue '%s': malformed component list", qn);
     for (int32_t j = 0; j < q->n_comp; j++)
@@ -103,7 +110,10 @@ kiln_inst *kiln_inst_create(const kiln_module_desc *desc, int *status) {
     int64_t *bytes = calloc(q->n_comp > 0 ? (size_t)q->n_comp : 1, sizeof *bytes);
     if (!bytes) goto oom;
     for (int32_t j = 0; j < q->n_comp; j++) bytes[j] = q->comp[j].nbytes;
-    inst->queues[i] = kiln_queue_new(q->capacity, q->n_comp, bytes);
+    inst->queues[i] = q->kind == KILN_QUEUE_RANDOM_SHUFFLE
+                          ? kiln_queue_new_shuffle(q->capacity, q->n_comp, bytes,
+                                                   q->min_after_dequeue, q->seed)
+                          : kiln_queue_new(q->capacity, q->n_comp, bytes);
     free(bytes);
     if (!inst->queues[i]) goto oom;
   }

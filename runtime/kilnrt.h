@@ -63,8 +63,10 @@ typedef struct kiln_queue_desc {
   const char *name;
   int64_t capacity;
   int32_t n_comp;
-  int32_t kind; /* 0 = fifo (more kinds later) */
+  int32_t kind; /* 0 = fifo, 1 = random_shuffle */
   const kiln_tensor_desc *comp; /* offsets unused; shapes of one element */
+  int64_t min_after_dequeue;    /* random_shuffle: elements a dequeue leaves while open */
+  uint64_t seed;                /* random_shuffle: seed of its choices */
 } kiln_queue_desc;
 
 typedef struct kiln_module_desc {
@@ -156,9 +158,10 @@ int kiln_rt_report(kiln_inst *inst, int status);
 
 /* ---- checkpoints (tf.train.Saver; runtime/checkpoint.c) ---- */
 
-/* Saves every variable to `<prefix>-<step>` (or `<prefix>` when step < 0),
- * atomically (temporary file, fsync, rename), checksummed; records it in the
- * `checkpoint` index beside it and keeps the newest max_to_keep. */
+/* Saves every variable to `<prefix>-<step>.kckpt` (or `<prefix>.kckpt` when
+ * step < 0), atomically (temporary file, fsync, rename), checksummed; records
+ * it in the `checkpoint` index beside it and keeps the newest max_to_keep
+ * (docs/checkpoints.md). */
 int kiln_rt_save(kiln_inst *inst, const char *prefix, int64_t step, int32_t max_to_keep);
 /* Restores every variable from the checkpoint `prefix` names (the latest in
  * its directory's index when prefix is the save prefix).  A corrupt or
@@ -183,13 +186,17 @@ int kiln_rt_join(kiln_inst *inst, int64_t grace_ms);
 
 /* ---- summaries and event files (tf.summary; runtime/summary.c) ---- */
 
-/* Record one value for the next summary write (called by the summary ops). */
+/* Record one value for the next summary write (called by the summary ops;
+ * thread-safe; a tag recorded again replaces its value).  A histogram of a
+ * NaN or infinity is an error, as in TF.  Formats: docs/summaries.md. */
 int kiln_rt_summary_scalar(kiln_inst *inst, const char *tag, int32_t dtype, const void *value);
 int kiln_rt_summary_histogram(kiln_inst *inst, const char *tag, int32_t dtype, int64_t n, const void *data);
 int kiln_rt_summary_text(kiln_inst *inst, const char *tag, const char *text);
 /* Opens `events.out.tfevents.<seconds>.<host>` in logdir (created if needed). */
 int kiln_rt_summary_open(kiln_inst *inst, const char *logdir);
-/* Writes the recorded values as one Event at `step` and clears them. */
+/* Writes the recorded values as one Event at `step` (< 0: the number of
+ * earlier writes) and clears them.  Buffered: flushed every 2 s of writes,
+ * on close, at kiln_inst_destroy and at exit. */
 int kiln_rt_summary_write(kiln_inst *inst, int64_t step);
 /* Writes the module's graph (a serialized GraphDef) as an Event. */
 int kiln_rt_summary_graph(kiln_inst *inst, const void *graph_def, int64_t n);
@@ -204,7 +211,8 @@ int kiln_rt_trace_start(kiln_inst *inst);
 void kiln_rt_trace_begin(kiln_inst *inst);
 void kiln_rt_trace_end(kiln_inst *inst, const char *node, const char *op, int64_t bytes);
 /* Ends the traced run: writes RunMetadata (StepStats) to the summary writer
- * under `tag` (or "stepNNN") and a Chrome trace JSON file; clears tracing. */
+ * under `tag` (or "stepNNN") and a Chrome trace JSON file (trace-<tag>.json
+ * in the writer's log directory, else the working directory); clears tracing. */
 int kiln_rt_trace_finish(kiln_inst *inst, const char *tag);
 
 /* ---- .npy files ---- */

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "rt_internal.h"
+#include "summary_internal.h"
 
 enum { EXIT_RUN = 1, EXIT_USAGE = 2 };
 
@@ -23,6 +24,7 @@ typedef struct {
   long long repeat;
   int repeat_given;
   int help;
+  int trace;
 } options;
 
 static const char *prog_name(int argc, char **argv) {
@@ -42,7 +44,7 @@ static void put_tensor_sig(FILE *f, const kiln_tensor_desc *t) {
 static void usage(FILE *f, const char *prog, const kiln_module_desc *desc) {
   fprintf(f,
           "usage: %s [--run ENTRY] [--feed NAME=FILE.npy]... [--fetch NAME[=FILE.npy]]... "
-          "[--repeat N]\n",
+          "[--repeat N] [--trace]\n",
           prog);
   fprintf(f, "       %s --help | --list\n\n", prog);
   if (desc->program)
@@ -50,7 +52,9 @@ static void usage(FILE *f, const char *prog, const kiln_module_desc *desc) {
             desc->name ? desc->name : "?");
   fprintf(f,
           "--feed reads an input from a .npy file; --fetch prints an output (or saves it as "
-          ".npy);\nwithout --fetch every output is printed.  --repeat runs the entry N times.\n\n");
+          ".npy);\nwithout --fetch every output is printed.  --repeat runs the entry N times.\n"
+          "--trace records every node of every run and writes them at the end as a Chrome trace\n"
+          "(trace-TAG.json, TAG the entry or 'program') and, when an event file is open, as RunMetadata.\n\n");
   fprintf(f, "entries of module '%s':\n", desc->name ? desc->name : "?");
   if (desc->n_entries <= 0 || !desc->entries) fprintf(f, "  (none)\n");
   for (int32_t i = 0; desc->entries && i < desc->n_entries; i++) {
@@ -108,6 +112,10 @@ static int parse_args(int argc, char **argv, options *o) {
     if (!a) break;
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "--list") == 0) {
       o->help = 1;
+      continue;
+    }
+    if (strcmp(a, "--trace") == 0) {
+      o->trace = 1;
       continue;
     }
     /* Both "--opt VALUE" and "--opt=VALUE". */
@@ -336,7 +344,15 @@ int kiln_main(int argc, char **argv, const kiln_module_desc *desc) {
     free_options(&o);
     return EXIT_RUN;
   }
+  if (st == KILN_OK && o.trace) st = kiln_trace_all_begin(inst);
   if (st == KILN_OK) st = program_mode ? desc->program(inst) : run_entry(inst, &o, e);
+  if (o.trace) { /* written even when the run failed: that is when it helps */
+    char why[sizeof inst->error];
+    memcpy(why, inst->error, sizeof why);
+    int ts = kiln_trace_all_end(inst, program_mode ? "program" : e->name);
+    if (st == KILN_OK) st = ts;
+    else memcpy(inst->error, why, sizeof why); /* the run's failure matters more */
+  }
   if (st != KILN_OK) kiln_rt_report(inst, st);
   kiln_inst_destroy(inst);
   free_options(&o);

@@ -29,4 +29,47 @@ int kiln_rt_fprint(FILE *f, kiln_inst *inst, int32_t dtype, int32_t rank, const 
 /* One Philox4x32-10 block: out = philox(ctr, key).  Exposed for known-answer tests. */
 void kiln_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
+/* ---- queue kinds (kiln_queue_desc.kind) ---- */
+
+#define KILN_QUEUE_FIFO 0
+#define KILN_QUEUE_RANDOM_SHUFFLE 1
+
+/* A tf.RandomShuffleQueue: like kiln_queue_new, but a dequeue takes elements
+ * chosen uniformly at random among those buffered, and (while the queue is
+ * open) leaves at least min_after_dequeue behind, waiting for more to arrive.
+ * Once closed it drains the rest, still in random order.  The choices are a
+ * pure function of `seed` and the order of the queue's operations, so one
+ * consumer fed in a fixed order sees the same sequence in every process. */
+kiln_queue *kiln_queue_new_shuffle(int64_t capacity, int32_t n_comp, const int64_t *comp_bytes,
+                                   int64_t min_after_dequeue, uint64_t seed);
+
+/* Set (on the calling thread) when kiln_rt_enqueue/_many failed because the
+ * queue was already closed, which TF reports as CancelledError and a queue
+ * runner treats as its normal end; the coordinator clears it before each run
+ * of a spawned thread's entry and reads it after a failed one. */
+extern _Thread_local int kiln_rt_enqueue_closed;
+
+/* ---- runtime services (kiln_inst.services) ---- */
+
+/* State of an instance that generated code never touches, created on first
+ * use.  Each part belongs to one runtime file; add a member per service. */
+struct kiln_coord;   /* runtime/coord.c: threads and the coordinator */
+struct kiln_summary; /* runtime/summary.c: the event-file writer */
+struct kiln_trace;   /* runtime/trace.c: traced runs */
+struct kiln_services {
+  struct kiln_coord *coord;
+  struct kiln_summary *summary;
+  struct kiln_trace *trace;
+};
+
+/* inst->services, allocated on first use (runtime/coord.c); NULL when out of
+ * memory.  Threads spawned on an instance share its services. */
+struct kiln_services *kiln_services(kiln_inst *inst);
+
+/* Stops and joins every thread spawned on `inst` (closing its queues with
+ * cancel_pending if a thread is still running after the stop) and frees the
+ * coordinator.  kiln_inst_destroy calls it first: no thread outlives the
+ * instance. */
+void kiln_coord_destroy(kiln_inst *inst);
+
 #endif

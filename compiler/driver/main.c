@@ -29,6 +29,8 @@ static const char usage[] =
     "  --target=TRIPLE       e.g. aarch64-linux-gnu, riscv64-linux-gnu (default: this machine)\n"
     "  --cpu=CPU             target CPU (default: x86-64-v2 / generic); 'native' tunes for this machine\n"
     "  --features=LIST       target features, e.g. +avx2 or +m,+a,+f,+d,+c\n"
+    "  --blas=KIND           f32/f64 matmul: openblas (cblas_sgemm/dgemm, -lopenblas; the default for this\n"
+    "                        machine) or generated (kiln's own GEMM for the target; the default with --target)\n"
     "  --gpu-arch=SM         GPU architecture for --emit=ptx (default sm_80)\n"
     "  --cc=CC               C compiler driver used to link (default: $KILN_CC or cc)\n"
     "  --version, --help\n";
@@ -109,6 +111,13 @@ int main(int argc, char **argv) {
     } else if ((v = optval(argc, argv, &i, "--target"))) o.triple = v;
     else if ((v = optval(argc, argv, &i, "--cpu"))) o.cpu = v;
     else if ((v = optval(argc, argv, &i, "--features"))) o.features = v;
+    else if ((v = optval(argc, argv, &i, "--blas"))) {
+      if (strcmp(v, "openblas") && strcmp(v, "generated")) {
+        fprintf(stderr, "kiln: unknown --blas '%s' (openblas, generated)\n", v);
+        return 2;
+      }
+      o.blas = v;
+    }
     else if ((v = optval(argc, argv, &i, "--gpu-arch"))) {
       static const int known[] = {50, 52, 53, 60, 61, 62, 70, 72, 75, 80, 86, 87, 89, 90};
       int sm = 0, used = 0;

@@ -130,6 +130,7 @@ static bool backend(const kc_options *o, kg_module *m, const kc_plan *p, kc_diag
     kc_target_dispose(&t);
     return false;
   }
+  t.generated_blas = o->blas ? !strcmp(o->blas, "generated") : !t.is_host;
   LLVMContextRef C = LLVMContextCreate();
   bool exe = o->emit == KC_EMIT_EXE;
   LLVMModuleRef M = kl_lower_module(m, p, &t, C, exe, d);

@@ -30,6 +30,8 @@ typedef struct kc_options {
   const char *print_after; /* a pass name, or "all" */
   const char *gpu_arch; /* sm_80 (default), sm_90, ... */
   const char *cc;       /* the linker driver; NULL: $KILN_CC or cc */
+  const char *blas;     /* --blas: "openblas" or "generated" (kiln's own GEMM); NULL: openblas
+                           for the host, generated for a --target (where there is no OpenBLAS) */
   FILE *dump;           /* where --print-after writes (stderr) */
 } kc_options;
 

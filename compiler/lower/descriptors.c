@@ -73,8 +73,8 @@ LLVMValueRef kl_emit_descriptor(kl_ctx *L, const char *sym, LLVMValueRef *entry_
   LLVMTypeRef ef[] = {L->t_ptr, L->t_ptr, L->t_i32, L->t_i32, L->t_ptr, L->t_ptr, L->t_i64, L->t_i64};
   LLVMStructSetBody(ety, ef, 8, 0);
   LLVMTypeRef qty = LLVMStructCreateNamed(L->C, "kiln_queue_desc");
-  LLVMTypeRef qf[] = {L->t_ptr, L->t_i64, L->t_i32, L->t_i32, L->t_ptr};
-  LLVMStructSetBody(qty, qf, 5, 0);
+  LLVMTypeRef qf[] = {L->t_ptr, L->t_i64, L->t_i32, L->t_i32, L->t_ptr, L->t_i64, L->t_i64};
+  LLVMStructSetBody(qty, qf, 7, 0);
   LLVMTypeRef mty = LLVMStructCreateNamed(L->C, "kiln_module_desc");
   LLVMTypeRef mf[] = {L->t_ptr, L->t_i64, L->t_i64, L->t_i32, L->t_i32, L->t_i32, L->t_i32,
                       L->t_ptr, L->t_ptr, L->t_ptr, L->t_ptr, L->t_ptr};
@@ -89,9 +89,12 @@ LLVMValueRef kl_emit_descriptor(kl_ctx *L, const char *sym, LLVMValueRef *entry_
     if (n->op == KC_OP_QUEUE) {
       LLVMValueRef *comp = calloc((size_t)n->n_comp + 1, sizeof(LLVMValueRef));
       for (int i = 0; i < n->n_comp; i++) comp[i] = tensor_desc(L, n->name, &n->comp[i], 0);
+      bool shuffle = !strcmp(kg_attr_str(n, "kind", "fifo"), "random_shuffle");
       LLVMValueRef f[] = {cstr(L, n->name), kl_i64(L, kg_attr_int(n, "capacity", 1)), kl_i32(L, n->n_comp),
-                          kl_i32(L, 0), global_array(L, tdt, comp, n->n_comp, "comp")};
-      queues[L->plan->queue_id[v]] = LLVMConstNamedStruct(qty, f, 5);
+                          kl_i32(L, shuffle ? 1 : 0), global_array(L, tdt, comp, n->n_comp, "comp"),
+                          kl_i64(L, kg_attr_int(n, "min_after_dequeue", 0)),
+                          kl_i64(L, shuffle ? (int64_t)kc_node_seed(n) : 0)};
+      queues[L->plan->queue_id[v]] = LLVMConstNamedStruct(qty, f, 7);
       nq++;
       free(comp);
     }

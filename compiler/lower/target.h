@@ -17,6 +17,7 @@ typedef struct kc_target {
   const char *features;
   int opt_level;        /* 0..3 */
   bool is_host;
+  bool generated_blas;  /* f32/f64 matmul as generated loops (lower/gemm.c), not cblas (--blas) */
   LLVMTargetMachineRef tm;
 } kc_target;
 

@@ -3,11 +3,14 @@
  * Semantics are np.matmul's for rank >= 2 operands: the last two dims are
  * the matrices (after transpose_a / transpose_b), the leading "batch" dims
  * broadcast NumPy-style.  f32/f64 call OpenBLAS once per batch element
- * (cblas_sgemm / cblas_dgemm, row-major); integer dtypes, which BLAS lacks,
- * get a generated i-k-j triple loop whose inner loop is contiguous. */
+ * (cblas_sgemm / cblas_dgemm, row-major), or with `--blas generated` kiln's
+ * own GEMM specialized for the shape (lower/gemm.c); integer dtypes, which
+ * BLAS lacks, get a generated i-k-j triple loop whose inner loop is
+ * contiguous. */
 #include <stdint.h>
 #include "ir/expr.h" /* before lower.h, which names struct kc_expr */
 #include "lower/lower.h"
+#include "lower/gemm.h"
 #include "ops/ops_util.h"
 
 /* CBLAS enum values (cblas.h), passed as i32. */
@@ -164,7 +167,8 @@ bool kl_lower_matmul(kl_ctx *L, int node) {
     return true;
   LLVMValueRef A = kl_in(L, node, 0), B = kl_in(L, node, 1), C = kl_out(L, node, 0);
   bool blas = dt == KILN_F32 || dt == KILN_F64;
-  if (blas && (g.M > INT32_MAX || g.N > INT32_MAX || g.K > INT32_MAX)) {
+  bool generated = blas && L->target->generated_blas && kl_gemm_supports(dt);
+  if (blas && !generated && (g.M > INT32_MAX || g.N > INT32_MAX || g.K > INT32_MAX)) {
     kc_error_node(L->diag, n->loc, n->name, "matmul dimensions exceed BLAS's 32-bit int range");
     return false;
   }
@@ -182,7 +186,11 @@ bool kl_lower_matmul(kl_ctx *L, int node) {
   LLVMValueRef Ab = kl_gep(L, dt, A, batch_offset(L, bi, &g.abatch, &ob, g.M * g.K, "mm_aoff"));
   LLVMValueRef Bb = kl_gep(L, dt, B, batch_offset(L, bi, &g.bbatch, &ob, g.K * g.N, "mm_boff"));
   LLVMValueRef Cb = kl_gep(L, dt, C, LLVMBuildNSWMul(L->B, bi, kl_i64(L, g.M * g.N), ""));
-  if (blas)
+  if (generated) {
+    kl_gemm gg = {.dt = dt, .ta = g.ta, .tb = g.tb, .M = g.M, .N = g.N, .K = g.K};
+    if (!kl_emit_gemm(L, &gg, Ab, Bb, Cb))
+      return false;
+  } else if (blas)
     gemm_blas(L, dt, &g, Ab, Bb, Cb);
   else
     gemm_loops(L, dt, &g, Ab, Bb, Cb);

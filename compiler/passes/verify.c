@@ -277,10 +277,17 @@ static bool check_var(kc_diag *d, kg_node *n) {
 
 static bool check_queue(kc_diag *d, kg_node *n) {
   const char *kind = kg_attr_str(n, "kind", "fifo");
-  if (strcmp(kind, "fifo"))
-    return kc_error_node(d, n->loc, n->name, "unknown queue kind '%s' (expected fifo)", kind);
+  bool shuffle = !strcmp(kind, "random_shuffle");
+  if (strcmp(kind, "fifo") && !shuffle)
+    return kc_error_node(d, n->loc, n->name, "unknown queue kind '%s' (expected fifo or random_shuffle)", kind);
   if (kg_attr_int(n, "capacity", 0) <= 0)
     return kc_error_node(d, n->loc, n->name, "queue capacity must be positive");
+  if (!shuffle && (kg_node_attr(n, "min_after_dequeue") || kg_node_attr(n, "seed")))
+    return kc_error_node(d, n->loc, n->name, "min_after_dequeue and seed are attributes of random_shuffle queues");
+  int64_t mad = kg_attr_int(n, "min_after_dequeue", 0);
+  if (shuffle && (mad < 0 || mad >= kg_attr_int(n, "capacity", 0)))
+    return kc_error_node(d, n->loc, n->name, "min_after_dequeue must be at least 0 and less than the capacity (%lld)",
+                         (long long)kg_attr_int(n, "capacity", 0));
   if (n->n_comp == 0) return kc_error_node(d, n->loc, n->name, "a queue needs at least one element type");
   return true;
 }

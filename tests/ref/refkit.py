@@ -14,6 +14,8 @@ one `kiln build` serves many cases; each case is its own entry point.
 
 The reference gets the feeds as positional arguments in the order given.
 Integers and bools must match exactly; floats within rtol/atol.
+A case file may set `KILN_FLAGS = ["--blas=generated", ...]`: extra
+arguments for `kiln build` of that file's module.
 Run:  /usr/bin/python3 tests/ref/refkit.py --kiln build/kiln [--only PATTERN] FILES...
 """
 import argparse
@@ -124,12 +126,12 @@ def module_text(cases):
     return "\n".join(lines) + "\n"
 
 
-def run_cases(kiln, cases, workdir, verbose=False):
+def run_cases(kiln, cases, workdir, verbose=False, flags=()):
     src = os.path.join(workdir, "m.kg")
     exe = os.path.join(workdir, "m")
     with open(src, "w") as f:
         f.write(module_text(cases))
-    r = subprocess.run([kiln, "build", src, "-o", exe], capture_output=True, text=True)
+    r = subprocess.run([kiln, "build", *flags, src, "-o", exe], capture_output=True, text=True)
     if r.returncode != 0:
         print("kiln build failed:\n" + r.stderr + "\n--- module ---\n" + module_text(cases))
         return [(c.name, False, "build failed") for c in cases]
@@ -179,10 +181,12 @@ def compare(c, got):
 
 
 def load_cases(path):
-    ns = {"case": case, "gradcase": gradcase, "rand": rand, "positive": positive, "np": np}
+    """The file's CASES and its KILN_FLAGS (extra `kiln build` arguments)."""
+    ns = {"case": case, "gradcase": gradcase, "rand": rand, "positive": positive, "np": np,
+          "__file__": path}
     with open(path) as f:
         exec(compile(f.read(), path, "exec"), ns)
-    return ns["CASES"]
+    return ns["CASES"], list(ns.get("KILN_FLAGS", []))
 
 
 def main():
@@ -193,11 +197,12 @@ def main():
     a = ap.parse_args()
     failed = total = 0
     for path in a.files:
-        cases = [c for c in load_cases(path) if not a.only or re.search(a.only, c.name)]
+        all_cases, flags = load_cases(path)
+        cases = [c for c in all_cases if not a.only or re.search(a.only, c.name)]
         if not cases:
             continue
         with tempfile.TemporaryDirectory() as d:
-            for name, ok, why in run_cases(a.kiln, cases, d):
+            for name, ok, why in run_cases(a.kiln, cases, d, flags=flags):
                 total += 1
                 if not ok:
                     failed += 1

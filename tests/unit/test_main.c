@@ -106,10 +106,12 @@ Test(kmain, help_lists_entries) {
   km_flush();
   cr_assert_stdout_eq_str(
       "usage: prog [--run ENTRY] [--feed NAME=FILE.npy]... [--fetch NAME[=FILE.npy]]... "
-      "[--repeat N]\n"
+      "[--repeat N] [--trace]\n"
       "       prog --help | --list\n\n"
       "--feed reads an input from a .npy file; --fetch prints an output (or saves it as .npy);\n"
-      "without --fetch every output is printed.  --repeat runs the entry N times.\n\n"
+      "without --fetch every output is printed.  --repeat runs the entry N times.\n"
+      "--trace records every node of every run and writes them at the end as a Chrome trace\n"
+      "(trace-TAG.json, TAG the entry or 'program') and, when an event file is open, as RunMetadata.\n\n"
       "entries of module 'two':\n"
       "  inc\n"
       "    in  x i32[2]\n"

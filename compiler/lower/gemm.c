@@ -1,0 +1,702 @@
+/* gemm.c — matrix products generated through LLVM (`--blas generated`).
+ *
+ * kl_emit_gemm() emits one internal function per shape,
+ * kiln_gemm_<dt>_<M>x<N>x<K>_<nn|tn|nt|tt>_..., called once per batch
+ * element.  It follows the Goto/BLIS scheme with every size known at
+ * compile time:
+ *
+ *   for jc in N step NC:                    B block: KC x NC, packed, in L2
+ *     for pc in K step KC:
+ *       pack op(B)[pc:pc+kc, jc:jc+nc] into NR-wide column panels (Bp)
+ *       for ir in M step MR:                A micro-panel: MR x kc, in L1
+ *         (A^T: copy the micro-panel into Ap)
+ *         for jr in nc step NR:
+ *           micro-kernel: C[ir:ir+mr, jc+jr:+nr] (+)= A panel * B panel
+ *
+ * The micro-kernel (kiln_gemm_<s|d>[fma]_k<MR>x<NV>x<W>_...) keeps an
+ * MR x NR tile of C in MR * NV LLVM vector values (NR = NV * W lanes, W the
+ * target's natural vector width for the dtype): each step over k loads NV
+ * vectors of the B panel, broadcasts MR elements of A and does MR * NV
+ * multiply-adds (llvm.fma where the target has FMA, fmul + fadd otherwise),
+ * unrolled by 4 over k.  It first prefetches the tile's lines of C; at the
+ * end it stores the tile (C = tile for the first K block, C += tile after
+ * it, or always with `accumulate`).  Edges are static: a tail row block has
+ * fewer rows, a tail column panel fewer vectors and a masked last vector
+ * (llvm.masked.load/store; the packed panel is zero-padded), a tail K block
+ * a shorter loop, each its own specialized kernel function.
+ *
+ * The micro-tile (pick()):  32 vector registers (AVX-512, NEON, RISC-V):
+ * 12 x 2 vectors; 16 registers (SSE, AVX/AVX2): 6 x 2 vectors with FMA,
+ * 4 x 3 without; scalar FP registers only (RISC-V without V): 4 x 4.
+ * W: 512 bits with AVX-512 (<16 x float>, <8 x double>), 256 with
+ * AVX/AVX2, 128 otherwise (SSE, NEON, RISC-V V), one lane without vectors.  KC = 256; NC
+ * such that the packed B block is 256 KB (256 columns of f32, 128 of f64).
+ *
+ * Packing: op(B) is packed when it is transposed (a W x W in-register
+ * transpose per block of W columns and W steps) or used by more than two row
+ * panels (a vector copy); with fewer rows the kernel reads B's rows in
+ * place.  A's rows are read in place (MR row streams; packing them measured
+ * no faster).  A^T's micro-panel, kc rows of MR elements lda apart, is
+ * copied to a contiguous MR x kc buffer when kc > 16 and more than one
+ * column panel reads it.
+ *
+ * Few rows times B^T (M <= 2 MR, !ta, tb, K >= 4 W): packing B would cost
+ * as much as the product, so each element of C is instead a dot product of
+ * a row of A and a row of B, both contiguous (kiln_gemm_*_dot: 4 x 4 (2 x 4
+ * with 16 registers) vector accumulators along k, reduced at the end).
+ *
+ * Scratch: the packing buffers are allocas in the entry block of the
+ * kiln_gemm_* function, sized for the call's shape: at most KC * NC * size
+ * (256 KB) for B plus KC * MR * size (under 25 KB) for A.  The stack, unlike
+ * a static buffer, keeps entries reentrant: two instances of a module may
+ * run on two threads at once today (docs/runtime.md), and entries may run
+ * concurrently in future.  The cost is that much stack on the calling
+ * thread (glibc's default thread stack is 8 MB; musl's 128 KB would be too
+ * small). */
+#include "lower/gemm.h"
+#include <stdio.h>
+#include <string.h>
+
+/* ---- choosing the blocking for a target ---- */
+
+typedef struct gcfg {
+  int es;         /* element size, bytes */
+  int vbits;      /* vector width, bits */
+  int W;          /* lanes per vector */
+  int MR, NV, NR; /* micro-tile: MR rows x NV vectors = NR columns */
+  int DI, DJ;     /* dot-product tile: DI rows of A x DJ rows of B */
+  int64_t KC, NC; /* cache blocks along K and N */
+  bool fma;
+} gcfg;
+
+/* +1 / -1 where the LLVM feature list ("+a,-b,...") turns `name` on / off
+ * (the last mention wins), else 0. */
+static int feature(const char *features, const char *name) {
+  int r = 0;
+  size_t n = strlen(name);
+  for (const char *p = features; p && *p;) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len == n + 1 && (p[0] == '+' || p[0] == '-') && !strncmp(p + 1, name, n)) r = p[0] == '+' ? 1 : -1;
+    p += len + (e != NULL);
+  }
+  return r;
+}
+
+static bool listed(const char *cpu, const char *const *list) {
+  for (; *list; list++)
+    if (!strcmp(cpu, *list)) return true;
+  return false;
+}
+
+/* x86 CPUs by the widest float vectors LLVM gives them (the rest: SSE). */
+static const char *const x86_avx512[] = {
+    "x86-64-v4", "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake", "icelake-client",
+    "icelake-server", "rocketlake", "tigerlake", "sapphirerapids", "emeraldrapids", "graniterapids",
+    "graniterapids-d", "diamondrapids", "znver4", "znver5", "knl", "knm", NULL};
+static const char *const x86_avx2_fma[] = {
+    "x86-64-v3", "haswell", "core-avx2", "broadwell", "skylake", "alderlake", "raptorlake", "meteorlake",
+    "arrowlake", "arrowlake-s", "lunarlake", "pantherlake", "gracemont", "sierraforest", "grandridge",
+    "clearwaterforest", "znver1", "znver2", "znver3", "bdver2", "bdver3", "bdver4", NULL};
+static const char *const x86_avx[] = {"sandybridge", "corei7-avx", "ivybridge", "core-avx-i", "btver2", "bdver1",
+                                      NULL};
+
+static void pick(const kc_target *t, kiln_dtype dt, gcfg *c) {
+  const char *tr = t->triple ? t->triple : "", *cpu = t->cpu ? t->cpu : "", *f = t->features;
+  int bits = 128, regs = 16;
+  bool fma = false;
+  if (!strncmp(tr, "x86_64", 6) || (tr[0] == 'i' && strstr(tr, "86-"))) {
+    if (listed(cpu, x86_avx512)) bits = 512, fma = true;
+    else if (listed(cpu, x86_avx2_fma)) bits = 256, fma = true;
+    else if (listed(cpu, x86_avx)) bits = 256;
+    if (feature(f, "avx") > 0 || feature(f, "avx2") > 0) bits = bits < 256 ? 256 : bits;
+    if (feature(f, "avx512f") > 0) bits = 512, fma = true;
+    if (feature(f, "avx512f") < 0 && bits == 512) bits = 256;
+    if (feature(f, "evex512") < 0 && bits == 512) bits = 256; /* AVX10/256 */
+    if (feature(f, "avx") < 0) bits = 128;
+    if (feature(f, "fma") != 0) fma = feature(f, "fma") > 0;
+    regs = bits == 512 ? 32 : 16;
+  } else if (!strncmp(tr, "aarch64", 7) || !strncmp(tr, "arm64", 5)) {
+    fma = feature(f, "neon") >= 0 && feature(f, "fp-armv8") >= 0;
+    regs = 32;
+  } else if (!strncmp(tr, "riscv", 5)) {
+    fma = feature(f, dt == KILN_F32 ? "f" : "d") > 0; /* fmadd.s / fmadd.d */
+    regs = 32;
+    if (feature(f, "v") <= 0) bits = dt == KILN_F32 ? 32 : 64; /* no vectors: one lane */
+  }
+  c->es = dt == KILN_F32 ? 4 : 8;
+  c->vbits = bits;
+  c->W = bits / (8 * c->es);
+  c->fma = fma;
+  /* accumulators + B vectors + a broadcast (+ a product without FMA) fit
+   * the registers */
+  c->MR = c->W == 1 ? 4 : regs >= 32 ? 12 : fma ? 6 : 4;
+  c->NV = c->W == 1 ? 4 : regs >= 32 || fma ? 2 : 3;
+  c->DI = regs >= 32 ? 4 : 2;
+  c->DJ = 4;
+  c->NR = c->NV * c->W;
+  c->KC = 256;
+  c->NC = (256 * 1024) / (c->KC * c->es) / c->NR * c->NR;
+  if (c->NC < c->NR) c->NC = c->NR;
+}
+
+/* ---- emission state ---- */
+
+typedef struct gem {
+  kl_ctx *L;
+  LLVMBuilderRef B;
+  const kl_gemm *g;
+  gcfg c;
+  LLVMTypeRef ft, vt;
+  LLVMValueRef A, Bm, C;   /* the function's arguments */
+  LLVMValueRef Ap, Bp;     /* packing scratch */
+  bool packB;
+  int64_t lda, ldb, ldc;
+  /* the blocks being emitted (emission-time state of the nested loops) */
+  LLVMValueRef jc, pc, ir, accum, apanel;
+  int64_t nc, kc, mr, a_rs, a_ps;
+} gem;
+
+static LLVMValueRef c64(gem *e, int64_t v) { return kl_i64(e->L, v); }
+
+/* a * k + b (b may be NULL) */
+static LLVMValueRef madd(gem *e, LLVMValueRef a, int64_t k, LLVMValueRef b) {
+  LLVMValueRef p = k == 1 ? a : LLVMBuildNSWMul(e->B, a, c64(e, k), "");
+  return b ? LLVMBuildNSWAdd(e->B, p, b, "") : p;
+}
+
+static LLVMValueRef addc(gem *e, LLVMValueRef a, int64_t k) {
+  return k ? LLVMBuildNSWAdd(e->B, a, c64(e, k), "") : a;
+}
+
+static LLVMValueRef elem(gem *e, LLVMValueRef base, LLVMValueRef idx) {
+  return LLVMBuildInBoundsGEP2(e->B, e->ft, base, &idx, 1, "");
+}
+
+static LLVMValueRef elemc(gem *e, LLVMValueRef base, int64_t idx) { return idx ? elem(e, base, c64(e, idx)) : base; }
+
+static LLVMValueRef lane_mask(gem *e, int n) {
+  LLVMValueRef m[64];
+  for (int l = 0; l < e->c.W; l++) m[l] = LLVMConstInt(e->L->t_i1, l < n, 0);
+  return LLVMConstVector(m, (unsigned)e->c.W);
+}
+
+static LLVMValueRef masked_call(gem *e, const char *name, LLVMValueRef *args, int n) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  LLVMTypeRef tys[2] = {e->vt, e->L->t_ptr};
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->L->M, id, tys, 2);
+  return LLVMBuildCall2(e->B, LLVMIntrinsicGetType(e->L->C, id, tys, 2), fn, args, (unsigned)n, "");
+}
+
+/* A vector of `n` lanes at p (n < W: the rest zero, memory past them untouched). */
+static LLVMValueRef vload(gem *e, LLVMValueRef p, int n) {
+  if (n >= e->c.W) {
+    LLVMValueRef v = LLVMBuildLoad2(e->B, e->vt, p, "");
+    LLVMSetAlignment(v, (unsigned)e->c.es);
+    return v;
+  }
+  LLVMValueRef args[4] = {p, kl_i32(e->L, e->c.es), lane_mask(e, n), LLVMConstNull(e->vt)};
+  return masked_call(e, "llvm.masked.load", args, 4);
+}
+
+/* Stores the first n lanes of v at p. */
+static void vstore(gem *e, LLVMValueRef v, LLVMValueRef p, int n) {
+  if (n >= e->c.W) {
+    LLVMSetAlignment(LLVMBuildStore(e->B, v, p), (unsigned)e->c.es);
+    return;
+  }
+  LLVMValueRef args[4] = {v, p, kl_i32(e->L, e->c.es), lane_mask(e, n)};
+  masked_call(e, "llvm.masked.store", args, 4);
+}
+
+static LLVMValueRef splat(gem *e, LLVMValueRef s) {
+  LLVMValueRef v = LLVMBuildInsertElement(e->B, LLVMGetPoison(e->vt), s, kl_i32(e->L, 0), "");
+  return LLVMBuildShuffleVector(e->B, v, LLVMGetPoison(e->vt), LLVMConstNull(LLVMVectorType(e->L->t_i32, (unsigned)e->c.W)),
+                                "");
+}
+
+/* acc + a * b */
+static LLVMValueRef mac(gem *e, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
+  if (e->c.fma) {
+    LLVMValueRef args[3] = {a, b, acc};
+    return kl_intrinsic(e->L, "llvm.fma", args, 3);
+  }
+  return LLVMBuildFAdd(e->B, acc, LLVMBuildFMul(e->B, a, b, ""), "");
+}
+
+/* Builds into a new function: the builder and L->fn point at it until leave(). */
+typedef struct saved {
+  LLVMBuilderRef B;
+  LLVMValueRef fn;
+} saved;
+
+static saved enter(gem *e, LLVMValueRef fn) {
+  saved s = {e->L->B, e->L->fn};
+  LLVMBuilderRef b = LLVMCreateBuilderInContext(e->L->C);
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->L->C, fn, "entry"));
+  e->L->B = e->B = b;
+  e->L->fn = fn;
+  return s;
+}
+
+static void leave(gem *e, saved s) {
+  LLVMDisposeBuilder(e->B);
+  e->L->B = e->B = s.B;
+  e->L->fn = s.fn;
+}
+
+static void fn_attr(kl_ctx *L, LLVMValueRef fn, const char *name) {
+  unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(L->C, kind, 0));
+}
+
+static LLVMValueRef new_fn(gem *e, const char *name, LLVMTypeRef *params, int n) {
+  kl_ctx *L = e->L;
+  LLVMValueRef fn = LLVMAddFunction(L->M, name, LLVMFunctionType(L->t_void, params, (unsigned)n, 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  fn_attr(L, fn, "nounwind");
+  /* explicit wide vectors stay wide (x86 CPUs that prefer 256-bit vectors
+   * would otherwise split 512-bit ones) */
+  char w[16];
+  snprintf(w, sizeof w, "%d", e->c.vbits);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                          LLVMCreateStringAttribute(L->C, "min-legal-vector-width", 22, w, (unsigned)strlen(w)));
+  return fn;
+}
+
+/* Emits `for (i = 0; i < total / block; i++) f(i * block, block)` and then
+ * `f(tail offset, total % block)` for a tail: every size f sees is static. */
+typedef void (*block_fn)(gem *e, LLVMValueRef off, int64_t size);
+
+static void blocks(gem *e, int64_t total, int64_t block, const char *name, block_fn f) {
+  int64_t full = total / block, tail = total % block;
+  if (full == 1) f(e, c64(e, 0), block);
+  else if (full > 1) {
+    kl_loop lp = kl_for(e->L, c64(e, full), name);
+    f(e, madd(e, lp.index, block, NULL), block);
+    kl_for_end(e->L, &lp);
+  }
+  if (tail) f(e, c64(e, full * block), tail);
+}
+
+/* dst[0..n) = src[0..n): vectors, then a masked tail. */
+static void copy_run(gem *e, LLVMValueRef dst, LLVMValueRef src, int64_t n) {
+  int W = e->c.W;
+  int64_t nvec = n / W;
+  if (nvec == 1) vstore(e, vload(e, src, W), dst, W);
+  else if (nvec > 1) {
+    kl_loop lp = kl_for(e->L, c64(e, nvec), "gemm_copy");
+    LLVMValueRef o = madd(e, lp.index, W, NULL);
+    vstore(e, vload(e, elem(e, src, o), W), elem(e, dst, o), W);
+    kl_for_end(e->L, &lp);
+  }
+  if (n % W) vstore(e, vload(e, elemc(e, src, nvec * W), (int)(n % W)), elemc(e, dst, nvec * W), (int)(n % W));
+}
+
+/* ---- loops that carry accumulators ---- */
+
+enum {
+  UNROLL = 4,       /* k steps per trip of the micro-kernel's loop */
+  PACK_A_MIN_K = 16 /* A^T micro-panels with more k steps than this are copied */
+};
+
+/* One step of a loop body at k index p, updating acc[0..n). */
+typedef void (*step_fn)(gem *e, const void *key, LLVMValueRef p, LLVMValueRef *acc);
+
+/* for (p = 0; p < steps * stride; p += stride) f(p): a do-while of `unroll`
+ * steps per trip with the accumulators in phis, then the remainder steps
+ * straight-line.  acc[] holds the initial values and receives the results. */
+static void acc_loop(gem *e, int64_t steps, int unroll, int64_t stride, step_fn f, const void *key,
+                     LLVMValueRef *acc, int n) {
+  kl_ctx *L = e->L;
+  int64_t main_steps = steps / unroll * unroll;
+  if (main_steps > 0) {
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->B);
+    LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(L->C, L->fn, "k");
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(L->C, L->fn, "k_done");
+    LLVMBuildBr(e->B, loop);
+    LLVMPositionBuilderAtEnd(e->B, loop);
+    LLVMValueRef p = LLVMBuildPhi(e->B, L->t_i64, "p"), zero = c64(e, 0);
+    LLVMAddIncoming(p, &zero, &pre, 1);
+    LLVMValueRef phis[64];
+    for (int i = 0; i < n; i++) {
+      phis[i] = LLVMBuildPhi(e->B, LLVMTypeOf(acc[i]), "acc");
+      LLVMAddIncoming(phis[i], &acc[i], &pre, 1);
+      acc[i] = phis[i];
+    }
+    for (int u = 0; u < unroll; u++) f(e, key, addc(e, p, u * stride), acc);
+    LLVMValueRef next = LLVMBuildNSWAdd(e->B, p, c64(e, unroll * stride), "");
+    LLVMBasicBlockRef latch = LLVMGetInsertBlock(e->B);
+    LLVMAddIncoming(p, &next, &latch, 1);
+    for (int i = 0; i < n; i++) LLVMAddIncoming(phis[i], &acc[i], &latch, 1);
+    LLVMBuildCondBr(e->B, LLVMBuildICmp(e->B, LLVMIntSLT, next, c64(e, main_steps * stride), ""), loop, after);
+    LLVMPositionBuilderAtEnd(e->B, after);
+  }
+  for (int64_t q = main_steps; q < steps; q++) f(e, key, c64(e, q * stride), acc);
+}
+
+/* Branches on `accum` into two copies of `emit(add)`: C += tile / C = tile. */
+typedef void (*store_fn)(gem *e, const void *key, LLVMValueRef C, LLVMValueRef *acc, bool add);
+
+static void store_tile(gem *e, LLVMValueRef accum, store_fn emit, const void *key, LLVMValueRef C, LLVMValueRef *acc) {
+  kl_ctx *L = e->L;
+  LLVMBasicBlockRef add = LLVMAppendBasicBlockInContext(L->C, L->fn, "c_add");
+  LLVMBasicBlockRef set = LLVMAppendBasicBlockInContext(L->C, L->fn, "c_set");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->C, L->fn, "c_done");
+  LLVMBuildCondBr(e->B, accum, add, set);
+  for (int pass = 0; pass < 2; pass++) {
+    LLVMPositionBuilderAtEnd(e->B, pass ? set : add);
+    emit(e, key, C, acc, !pass);
+    LLVMBuildBr(e->B, done);
+  }
+  LLVMPositionBuilderAtEnd(e->B, done);
+}
+
+/* Asks for the cache lines of an rows x cols block of C at the start of a
+ * kernel, so that its stores at the end find them in L1 (this matters when
+ * k is short: then storing C is most of the work). */
+static void prefetch_rows(gem *e, LLVMValueRef C, int rows, int64_t cols, int64_t ldc) {
+  unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
+  LLVMTypeRef pt = e->L->t_ptr;
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->L->M, id, &pt, 1);
+  LLVMTypeRef fty = LLVMIntrinsicGetType(e->L->C, id, &pt, 1);
+  int64_t bytes = cols * e->c.es;
+  for (int i = 0; i < rows; i++)
+    for (int64_t b = 0; b < bytes; b += 64) {
+      int64_t at = b + 64 < bytes ? b : bytes - 1; /* the row's last line: its last byte */
+      LLVMValueRef args[4] = {elemc(e, C, i * ldc + at / e->c.es), kl_i32(e->L, 1), kl_i32(e->L, 3),
+                              kl_i32(e->L, 1)}; /* write, keep, data */
+      LLVMBuildCall2(e->B, fty, fn, args, 4, "");
+    }
+}
+
+/* ---- the micro-kernel: an outer product per k step ---- */
+
+typedef struct kkey {
+  int mr, nv, nrv;         /* rows, vectors, valid columns (<= nv * W) */
+  int64_t kc;              /* steps over k */
+  int64_t a_rs, a_ps;      /* A element (i, p) at A[i * a_rs + p * a_ps] */
+  int64_t b_ps;            /* B vector v of step p at B[p * b_ps + v * W] */
+  bool b_mask;             /* B read in place: mask the partial last vector */
+  int64_t ldc;
+  LLVMValueRef A, B;       /* the kernel's arguments, while it is emitted */
+} kkey;
+
+static void outer_step(gem *e, const void *key, LLVMValueRef p, LLVMValueRef *acc) {
+  const kkey *k = key;
+  int W = e->c.W;
+  LLVMValueRef b[8];
+  LLVMValueRef brow = elem(e, k->B, madd(e, p, k->b_ps, NULL));
+  for (int v = 0; v < k->nv; v++)
+    b[v] = vload(e, elemc(e, brow, (int64_t)v * W), k->b_mask && v == k->nv - 1 ? k->nrv - v * W : W);
+  LLVMValueRef acol = elem(e, k->A, madd(e, p, k->a_ps, NULL));
+  for (int i = 0; i < k->mr; i++) {
+    LLVMValueRef a = LLVMBuildLoad2(e->B, e->ft, elemc(e, acol, i * k->a_rs), "");
+    LLVMSetAlignment(a, (unsigned)e->c.es);
+    LLVMValueRef s = splat(e, a);
+    for (int v = 0; v < k->nv; v++) acc[i * k->nv + v] = mac(e, s, b[v], acc[i * k->nv + v]);
+  }
+}
+
+static void outer_store(gem *e, const void *key, LLVMValueRef C, LLVMValueRef *acc, bool add) {
+  const kkey *k = key;
+  int W = e->c.W;
+  for (int i = 0; i < k->mr; i++)
+    for (int v = 0; v < k->nv; v++) {
+      int lanes = v == k->nv - 1 ? k->nrv - v * W : W;
+      LLVMValueRef cp = elemc(e, C, i * k->ldc + (int64_t)v * W), val = acc[i * k->nv + v];
+      if (add) val = LLVMBuildFAdd(e->B, vload(e, cp, lanes), val, "");
+      vstore(e, val, cp, lanes);
+    }
+}
+
+/* void kernel(ptr A, ptr B, ptr C, i1 accumulate): the mr x nrv tile of C
+ * (+)= sum over kc steps of A column (x) B row. */
+static LLVMValueRef kernel(gem *e, const kkey *key) {
+  kl_ctx *L = e->L;
+  kkey k = *key;
+  char name[256];
+  snprintf(name, sizeof name, "kiln_gemm_%s%s_k%dx%dx%d_n%d_kc%lld_a%lld_%lld_b%lld%s_c%lld", e->c.es == 4 ? "s" : "d",
+           e->c.fma ? "fma" : "", k.mr, k.nv, e->c.W, k.nrv, (long long)k.kc, (long long)k.a_rs, (long long)k.a_ps,
+           (long long)k.b_ps, k.b_mask ? "m" : "", (long long)k.ldc);
+  LLVMValueRef fn = LLVMGetNamedFunction(L->M, name);
+  if (fn) return fn;
+  LLVMTypeRef params[4] = {L->t_ptr, L->t_ptr, L->t_ptr, L->t_i1};
+  fn = new_fn(e, name, params, 4);
+  saved sv = enter(e, fn);
+  k.A = LLVMGetParam(fn, 0), k.B = LLVMGetParam(fn, 1);
+  LLVMValueRef C = LLVMGetParam(fn, 2);
+  prefetch_rows(e, C, k.mr, k.nrv, k.ldc);
+  LLVMValueRef acc[64];
+  for (int i = 0; i < k.mr * k.nv; i++) acc[i] = LLVMConstNull(e->vt);
+  acc_loop(e, k.kc, UNROLL, 1, outer_step, &k, acc, k.mr * k.nv);
+  store_tile(e, LLVMGetParam(fn, 3), outer_store, &k, C, acc);
+  LLVMBuildRetVoid(e->B);
+  leave(e, sv);
+  return fn;
+}
+
+/* ---- few rows of A times B^T: dot products along k ---- */
+
+/* With op(B) = B^T and few rows, packing B (a transpose) would cost as much
+ * as the product: instead each C element is a dot product of a row of A and
+ * a row of B, both contiguous, over vectors along k, reduced at the end. */
+typedef struct dkey {
+  int mi, nj;              /* rows of A, rows of B (columns of C) */
+  int64_t K, lda, ldb, ldc;
+  LLVMValueRef A, B;
+} dkey;
+
+static void dot_step(gem *e, const void *key, LLVMValueRef p, LLVMValueRef *acc) {
+  const dkey *k = key;
+  int64_t rem = k->K % e->c.W;
+  /* a constant p past the whole vectors is the masked tail */
+  int lanes = LLVMIsConstant(p) && LLVMConstIntGetSExtValue(p) == k->K - rem && rem ? (int)rem : e->c.W;
+  LLVMValueRef a[8], b[8];
+  for (int i = 0; i < k->mi; i++) a[i] = vload(e, elem(e, k->A, madd(e, c64(e, i), k->lda, p)), lanes);
+  for (int j = 0; j < k->nj; j++) b[j] = vload(e, elem(e, k->B, madd(e, c64(e, j), k->ldb, p)), lanes);
+  for (int i = 0; i < k->mi; i++)
+    for (int j = 0; j < k->nj; j++) acc[i * k->nj + j] = mac(e, a[i], b[j], acc[i * k->nj + j]);
+}
+
+static LLVMValueRef hsum(gem *e, LLVMValueRef v) {
+  unsigned id = LLVMLookupIntrinsicID("llvm.vector.reduce.fadd", 23);
+  LLVMTypeRef t = e->vt;
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->L->M, id, &t, 1);
+  LLVMValueRef args[2] = {LLVMConstReal(e->ft, -0.0), v};
+  LLVMValueRef r = LLVMBuildCall2(e->B, LLVMIntrinsicGetType(e->L->C, id, &t, 1), fn, args, 2, "");
+  LLVMSetFastMathFlags(r, LLVMFastMathAllowReassoc); /* a tree, not lane by lane */
+  return r;
+}
+
+static void dot_store(gem *e, const void *key, LLVMValueRef C, LLVMValueRef *acc, bool add) {
+  const dkey *k = key;
+  for (int i = 0; i < k->mi; i++)
+    for (int j = 0; j < k->nj; j++) {
+      LLVMValueRef cp = elemc(e, C, i * k->ldc + j), s = hsum(e, acc[i * k->nj + j]);
+      if (add) s = LLVMBuildFAdd(e->B, LLVMBuildLoad2(e->B, e->ft, cp, ""), s, "");
+      LLVMBuildStore(e->B, s, cp);
+    }
+}
+
+/* void dot(ptr A, ptr B, ptr C, i1 accumulate): C[i, j] (+)= A row i . B row j */
+static LLVMValueRef dot_kernel(gem *e, const dkey *key) {
+  kl_ctx *L = e->L;
+  dkey k = *key;
+  char name[256];
+  snprintf(name, sizeof name, "kiln_gemm_%s%s_dot%dx%dx%d_k%lld_a%lld_b%lld_c%lld", e->c.es == 4 ? "s" : "d",
+           e->c.fma ? "fma" : "", k.mi, k.nj, e->c.W, (long long)k.K, (long long)k.lda, (long long)k.ldb,
+           (long long)k.ldc);
+  LLVMValueRef fn = LLVMGetNamedFunction(L->M, name);
+  if (fn) return fn;
+  LLVMTypeRef params[4] = {L->t_ptr, L->t_ptr, L->t_ptr, L->t_i1};
+  fn = new_fn(e, name, params, 4);
+  saved sv = enter(e, fn);
+  k.A = LLVMGetParam(fn, 0), k.B = LLVMGetParam(fn, 1);
+  LLVMValueRef acc[64];
+  for (int i = 0; i < k.mi * k.nj; i++) acc[i] = LLVMConstNull(e->vt);
+  acc_loop(e, k.K / e->c.W, 2, e->c.W, dot_step, &k, acc, k.mi * k.nj);
+  if (k.K % e->c.W) dot_step(e, &k, c64(e, k.K - k.K % e->c.W), acc);
+  store_tile(e, LLVMGetParam(fn, 3), dot_store, &k, LLVMGetParam(fn, 2), acc);
+  LLVMBuildRetVoid(e->B);
+  leave(e, sv);
+  return fn;
+}
+
+/* ---- packing ---- */
+
+/* op(B)[pc + p, jc + j] as an element pointer (tb: B is stored N x K). */
+static LLVMValueRef b_at(gem *e, LLVMValueRef p, LLVMValueRef j) {
+  LLVMValueRef row = e->g->tb ? j : p, col = e->g->tb ? p : j;
+  return elem(e, e->Bm, madd(e, row, e->ldb, col));
+}
+
+/* Transposes W vectors in place (rows <-> lanes): log2(W) rounds of
+ * two-input shuffles that swap s x s blocks. */
+static void transpose(gem *e, LLVMValueRef *v) {
+  int W = e->c.W;
+  LLVMValueRef ma[64], mb[64];
+  for (int s = 1; s < W; s *= 2) {
+    for (int l = 0; l < W; l++) {
+      ma[l] = kl_i32(e->L, (l & s) ? W + l - s : l);
+      mb[l] = kl_i32(e->L, (l & s) ? W + l : l + s);
+    }
+    LLVMValueRef mask_a = LLVMConstVector(ma, (unsigned)W), mask_b = LLVMConstVector(mb, (unsigned)W);
+    for (int r = 0; r < W; r++) {
+      if (r & s) continue;
+      LLVMValueRef x = v[r], y = v[r + s];
+      v[r] = LLVMBuildShuffleVector(e->B, x, y, mask_a, "");
+      v[r + s] = LLVMBuildShuffleVector(e->B, x, y, mask_b, "");
+    }
+  }
+}
+
+/* The column panel at `off` (nr columns, zero-padded to whole vectors) of
+ * the B block: Bp[off * kc + p * nrs + j] = op(B)[pc + p, jc + off + j]. */
+static void pack_b_panel(gem *e, LLVMValueRef off, int64_t nr) {
+  int W = e->c.W;
+  int nv = (int)((nr + W - 1) / W);
+  int64_t nrs = (int64_t)nv * W, kc = e->kc;
+  LLVMValueRef dst = elem(e, e->Bp, madd(e, off, kc, NULL));
+  LLVMValueRef j0 = LLVMBuildNSWAdd(e->B, e->jc, off, "");
+  if (!e->g->tb) { /* rows of op(B) are rows of B: vector copies */
+    kl_loop lp = kl_for(e->L, c64(e, kc), "gemm_packb");
+    LLVMValueRef src = b_at(e, LLVMBuildNSWAdd(e->B, e->pc, lp.index, ""), j0);
+    LLVMValueRef d = elem(e, dst, madd(e, lp.index, nrs, NULL));
+    for (int v = 0; v < nv; v++) {
+      int lanes = nr - (int64_t)v * W < W ? (int)(nr - (int64_t)v * W) : W;
+      vstore(e, vload(e, elemc(e, src, (int64_t)v * W), lanes), elemc(e, d, (int64_t)v * W), W);
+    }
+    kl_for_end(e->L, &lp);
+    return;
+  }
+  /* op(B) = B^T: W x W blocks of B (W columns j, W steps p) transposed */
+  int64_t pfull = kc / W, prem = kc % W;
+  for (int pass = 0; pass < 2; pass++) {
+    int plen = pass ? (int)prem : W;
+    if (!plen || (!pass && !pfull)) continue;
+    kl_loop lp = {0};
+    LLVMValueRef p0 = c64(e, pfull * W);
+    if (!pass) {
+      if (pfull > 1) lp = kl_for(e->L, c64(e, pfull), "gemm_packbt");
+      p0 = pfull > 1 ? madd(e, lp.index, W, NULL) : c64(e, 0);
+    }
+    LLVMValueRef pp = LLVMBuildNSWAdd(e->B, e->pc, p0, "");
+    for (int v = 0; v < nv; v++) {
+      LLVMValueRef rows[64];
+      for (int r = 0; r < W; r++)
+        rows[r] = (int64_t)v * W + r < nr ? vload(e, b_at(e, pp, addc(e, j0, (int64_t)v * W + r)), plen)
+                                          : LLVMConstNull(e->vt);
+      transpose(e, rows);
+      for (int q = 0; q < plen; q++)
+        vstore(e, rows[q], elem(e, dst, madd(e, addc(e, p0, q), nrs, c64(e, (int64_t)v * W))), W);
+    }
+    if (!pass && pfull > 1) kl_for_end(e->L, &lp);
+  }
+}
+
+/* ---- the loop nest ---- */
+
+static void call4(gem *e, LLVMValueRef fn, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c, LLVMValueRef accum) {
+  LLVMValueRef args[4] = {a, b, c, accum};
+  LLVMTypeRef params[4] = {e->L->t_ptr, e->L->t_ptr, e->L->t_ptr, e->L->t_i1};
+  LLVMBuildCall2(e->B, LLVMFunctionType(e->L->t_void, params, 4, 0), fn, args, 4, "");
+}
+
+static void jr_body(gem *e, LLVMValueRef off, int64_t nr) {
+  int W = e->c.W;
+  kkey k = {.mr = (int)e->mr, .nv = (int)((nr + W - 1) / W), .nrv = (int)nr, .kc = e->kc, .a_rs = e->a_rs,
+            .a_ps = e->a_ps, .ldc = e->ldc};
+  LLVMValueRef col = LLVMBuildNSWAdd(e->B, e->jc, off, ""), bp;
+  if (e->packB) {
+    k.b_ps = (int64_t)k.nv * W;
+    bp = elem(e, e->Bp, madd(e, off, e->kc, NULL));
+  } else {
+    k.b_ps = e->ldb;
+    k.b_mask = nr % W != 0;
+    bp = b_at(e, e->pc, col);
+  }
+  call4(e, kernel(e, &k), e->apanel, bp, elem(e, e->C, madd(e, e->ir, e->ldc, col)), e->accum);
+}
+
+static void ir_body(gem *e, LLVMValueRef off, int64_t mr) {
+  e->ir = off;
+  e->mr = mr;
+  const kl_gemm *g = e->g;
+  /* op(A)[ir, pc]: A^T's micro-panel is kc rows of A, mr elements each, lda
+   * apart; it is copied together when kc is long enough for that to matter
+   * (cache sets and TLB entries) and more than one column panel reads it;
+   * A's rows are read in place */
+  LLVMValueRef a0 = g->ta ? elem(e, e->A, madd(e, e->pc, e->lda, off)) : elem(e, e->A, madd(e, off, e->lda, e->pc));
+  if (g->ta && e->kc > PACK_A_MIN_K && e->nc > e->c.NR) {
+    kl_loop lp = kl_for(e->L, c64(e, e->kc), "gemm_packa");
+    copy_run(e, elem(e, e->Ap, madd(e, lp.index, e->c.MR, NULL)), elem(e, a0, madd(e, lp.index, e->lda, NULL)), mr);
+    kl_for_end(e->L, &lp);
+    e->apanel = e->Ap, e->a_rs = 1, e->a_ps = e->c.MR;
+  } else {
+    e->apanel = a0;
+    e->a_rs = g->ta ? 1 : e->lda;
+    e->a_ps = g->ta ? e->lda : 1;
+  }
+  blocks(e, e->nc, e->c.NR, "gemm_jr", jr_body);
+}
+
+static void pc_body(gem *e, LLVMValueRef off, int64_t kc) {
+  e->pc = off;
+  e->kc = kc;
+  e->accum = e->g->accumulate ? LLVMConstInt(e->L->t_i1, 1, 0) : LLVMBuildICmp(e->B, LLVMIntNE, off, c64(e, 0), "");
+  if (e->packB) blocks(e, e->nc, e->c.NR, "gemm_packb_jr", pack_b_panel);
+  blocks(e, e->g->M, e->c.MR, "gemm_ir", ir_body);
+}
+
+static void jc_body(gem *e, LLVMValueRef off, int64_t nc) {
+  e->jc = off;
+  e->nc = nc;
+  blocks(e, e->g->K, e->c.KC, "gemm_pc", pc_body);
+}
+
+/* the dot-product form: rows of C in blocks of DI, columns in blocks of DJ */
+static void dot_i(gem *e, LLVMValueRef off, int64_t mi) {
+  dkey k = {.mi = (int)mi, .nj = (int)e->nc, .K = e->g->K, .lda = e->lda, .ldb = e->ldb, .ldc = e->ldc};
+  LLVMValueRef accum = LLVMConstInt(e->L->t_i1, e->g->accumulate, 0);
+  call4(e, dot_kernel(e, &k), elem(e, e->A, madd(e, off, e->lda, NULL)), elem(e, e->Bm, madd(e, e->jc, e->ldb, NULL)),
+        elem(e, e->C, madd(e, off, e->ldc, e->jc)), accum);
+}
+
+static void dot_j(gem *e, LLVMValueRef off, int64_t nj) {
+  e->jc = off;
+  e->nc = nj;
+  blocks(e, e->g->M, e->c.DI, "gemm_dot_i", dot_i);
+}
+
+static LLVMValueRef scratch(gem *e, int64_t n, const char *name) {
+  LLVMValueRef a = LLVMBuildAlloca(e->B, LLVMArrayType2(e->ft, (uint64_t)n), name);
+  LLVMSetAlignment(a, 64);
+  return a;
+}
+
+bool kl_gemm_supports(kiln_dtype dt) { return dt == KILN_F32 || dt == KILN_F64; }
+
+static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+bool kl_emit_gemm(kl_ctx *L, const kl_gemm *g, LLVMValueRef A, LLVMValueRef B, LLVMValueRef C) {
+  if (!kl_gemm_supports(g->dt) || g->M <= 0 || g->N <= 0 || g->K <= 0)
+    return kc_error(L->diag, (kc_loc){0}, "internal: generated GEMM for an unsupported dtype or an empty shape");
+  gem e = {.L = L, .g = g};
+  pick(L->target, g->dt, &e.c);
+  e.ft = g->dt == KILN_F32 ? L->t_f32 : L->t_f64;
+  e.vt = LLVMVectorType(e.ft, (unsigned)e.c.W);
+  e.lda = g->lda ? g->lda : g->ta ? g->M : g->K;
+  e.ldb = g->ldb ? g->ldb : g->tb ? g->K : g->N;
+  e.ldc = g->ldc ? g->ldc : g->N;
+  char name[160];
+  snprintf(name, sizeof name, "kiln_gemm_%s_%lldx%lldx%lld_%c%c_l%lld_%lld_%lld%s", g->dt == KILN_F32 ? "f32" : "f64",
+           (long long)g->M, (long long)g->N, (long long)g->K, g->ta ? 't' : 'n', g->tb ? 't' : 'n',
+           (long long)e.lda, (long long)e.ldb, (long long)e.ldc, g->accumulate ? "_acc" : "");
+  LLVMTypeRef params[3] = {L->t_ptr, L->t_ptr, L->t_ptr};
+  LLVMValueRef fn = LLVMGetNamedFunction(L->M, name);
+  if (!fn) {
+    fn = new_fn(&e, name, params, 3);
+    fn_attr(L, fn, "noinline");
+    LLVMAddAttributeAtIndex(fn, 3, LLVMCreateEnumAttribute(L->C, LLVMGetEnumAttributeKindForName("noalias", 7), 0));
+    saved sv = enter(&e, fn);
+    e.A = LLVMGetParam(fn, 0), e.Bm = LLVMGetParam(fn, 1), e.C = LLVMGetParam(fn, 2);
+    if (g->tb && !g->ta && g->M <= 2 * e.c.MR && g->K >= 4 * e.c.W) {
+      /* few rows times B^T: dot products, nothing packed */
+      blocks(&e, g->N, e.c.DJ, "gemm_dot_j", dot_j);
+    } else {
+      /* B is packed when transposed or used by more than two row panels */
+      int64_t kcmax = min64(e.c.KC, g->K), ncmax = min64(e.c.NC, g->N);
+      e.packB = g->tb || g->M > 2 * e.c.MR;
+      if (e.packB) e.Bp = scratch(&e, kcmax * round_up(ncmax, e.c.NR), "gemm_bp");
+      if (g->ta && g->K > PACK_A_MIN_K && g->N > e.c.NR) e.Ap = scratch(&e, kcmax * e.c.MR, "gemm_ap");
+      blocks(&e, g->N, e.c.NC, "gemm_jc", jc_body);
+    }
+    LLVMBuildRetVoid(e.B);
+    leave(&e, sv);
+  }
+  LLVMValueRef args[3] = {A, B, C};
+  LLVMBuildCall2(L->B, LLVMFunctionType(L->t_void, params, 3, 0), fn, args, 3, "");
+  return true;
+}

@@ -73,10 +73,19 @@ struct kiln_coord {
   char err_msg[sizeof(((kiln_inst *)0)->error)];
 };
 
+/* Created on first use by whichever service comes first, possibly from two
+ * threads at once: the loser of the compare-and-swap frees its copy. */
 struct kiln_services *kiln_services(kiln_inst *inst) {
   if (!inst) return NULL;
-  if (!inst->services) inst->services = calloc(1, sizeof *inst->services);
-  return inst->services;
+  struct kiln_services *s = __atomic_load_n(&inst->services, __ATOMIC_ACQUIRE);
+  if (s) return s;
+  struct kiln_services *fresh = calloc(1, sizeof *fresh), *expected = NULL;
+  if (!fresh) return NULL;
+  if (!__atomic_compare_exchange_n(&inst->services, &expected, fresh, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    free(fresh);
+    return expected;
+  }
+  return fresh;
 }
 
 static struct kiln_coord *coord_of(kiln_inst *inst) {

@@ -150,8 +150,8 @@ int main(int argc, char **argv) {
   int threads = openblas_get_num_threads();
   openblas_set_num_threads(1);
   mmgen_run(mg, gin, gout);
-  double t_gen = BEST_OF(5, mmgen_run(mg, gin, gout));
-  double t_sgemm = BEST_OF(5, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, G, G, 1.0f, &gin->a[0][0], G,
+  double t_gen = BEST_OF(10, mmgen_run(mg, gin, gout));
+  double t_sgemm = BEST_OF(10, cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, G, G, 1.0f, &gin->a[0][0], G,
                                           &gin->b[0][0], G, 0.0f, gc, G));
   openblas_set_num_threads(threads);
   double gflop = 2.0 * G * G * G / 1e9;

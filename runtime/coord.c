@@ -81,7 +81,7 @@ struct kiln_services *kiln_services(kiln_inst *inst) {
   if (s) return s;
   struct kiln_services *fresh = calloc(1, sizeof *fresh), *expected = NULL;
   if (!fresh) return NULL;
-  if (!__atomic_compare_exchange_n(&inst->services, &expected, fresh, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+  if (!__atomic_compare_exchange_n(&inst->services, &expected, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
     free(fresh);
     return expected;
   }

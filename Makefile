@@ -48,7 +48,16 @@ DEB_PACKAGES := llvm-19-dev libopenblas-dev libcriterion-dev python3-numpy \
 
 .PHONY: all deps run test test-sanitize fuzz bench install clean examples
 
-all: $(B)/kiln $(B)/libkilnrt.a
+# The runtime for the cross targets of `kiln build --target` (docs/cross.md),
+# by Debian's cross compilers (make deps): $(B)/<triple>/libkilnrt.a, next to
+# the host's, where kiln looks for it.  Without protobuf-c (-DKILN_NO_PROTOBUF:
+# Debian has none for these targets), so event files are unavailable there.
+CROSS_TRIPLES ?= aarch64-linux-gnu riscv64-linux-gnu
+CROSS_RT      := $(CROSS_TRIPLES:%=$(B)/%/libkilnrt.a)
+CROSS_CFLAGS   = -std=c17 -Wall -Wextra -Wno-unused-parameter -g $(OPT) -D_GNU_SOURCE -DKILN_NO_PROTOBUF \
+                 -fPIC -Iruntime -pthread
+
+all: $(B)/kiln $(B)/libkilnrt.a $(CROSS_RT)
 
 # ---- dependencies: Debian packages only -------------------------------------
 deps: $(DEPS_STAMP)
@@ -82,6 +91,15 @@ $(B)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) $(PB_STAMP) | $(DEPS_STAMP
 $(B)/libkilnrt.a: $(RT_OBJ) $(PB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
+define cross_rt
+$(B)/$(1)/runtime/%.o: runtime/%.c $(wildcard runtime/*.h) | $(DEPS_STAMP)
+	@mkdir -p $$(dir $$@)
+	$(1)-gcc $$(CROSS_CFLAGS) -c $$< -o $$@
+$(B)/$(1)/libkilnrt.a: $(RT_SRC:%.c=$(B)/$(1)/%.o)
+	rm -f $$@ && $(1)-ar rcs $$@ $$^
+endef
+$(foreach t,$(CROSS_TRIPLES),$(eval $(call cross_rt,$(t))))
+
 KC_HEADERS := $(wildcard compiler/*/*.h compiler/*/*.def runtime/*.h)
 $(B)/compiler/%.o: compiler/%.c $(KC_HEADERS) $(PB_STAMP) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -112,7 +130,7 @@ $(DIGITS)/.stamp: tests/data/digits_to_npy.py | $(DEPS_STAMP)
 	$(PYTHON) tests/data/digits_to_npy.py $(DIGITS)
 	@touch $@
 
-test: $(B)/kiln $(B)/libkilnrt.a $(B)/tests/unit $(DIGITS)/.stamp
+test: $(B)/kiln $(B)/libkilnrt.a $(CROSS_RT) $(B)/tests/unit $(DIGITS)/.stamp
 	KILN=$(B)/kiln PYTHON=$(PYTHON) KILN_BUILD=$(B) KILN_LDFLAGS="$(SAN)" $(B)/tests/unit --jobs 2
 
 test-sanitize:
@@ -170,11 +188,13 @@ bench: $(B)/kiln $(B)/libkilnrt.a
 	@OPENBLAS_NUM_THREADS=1 $(PYTHON) bench/torch_train.py --kiln-ms $$(OPENBLAS_NUM_THREADS=1 $(B)/bench/bench train-gen) \
 	  --kiln-mlp-ms $$(OPENBLAS_NUM_THREADS=1 $(B)/bench/bench mlp-gen)
 
-install: $(B)/kiln $(B)/libkilnrt.a
+install: $(B)/kiln $(B)/libkilnrt.a $(CROSS_RT)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/kiln \
 	  $(DESTDIR)$(PREFIX)/share/doc/kiln
 	install -m 755 $(B)/kiln $(DESTDIR)$(PREFIX)/bin/kiln
 	install -m 644 $(B)/libkilnrt.a $(DESTDIR)$(PREFIX)/lib/libkilnrt.a
+	for t in $(CROSS_TRIPLES); do \
+	  install -D -m 644 $(B)/$$t/libkilnrt.a $(DESTDIR)$(PREFIX)/lib/kiln/$$t/libkilnrt.a || exit 1; done
 	install -m 644 runtime/kilnrt.h runtime/kiln_dtype.h $(DESTDIR)$(PREFIX)/include/kiln/
 	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/kiln/
 

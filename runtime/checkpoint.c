@@ -95,6 +95,9 @@ static uint32_t crc32_update(uint32_t crc, const void *data, size_t n) {
   return ~crc;
 }
 
+/* For the rest of the runtime (weights.c). */
+uint32_t kiln_crc32(uint32_t crc, const void *data, size_t n) { return crc32_update(crc, data, n); }
+
 /* ---- little-endian fields ---- */
 
 static void put_u32(uint8_t *p, uint32_t v) {

@@ -87,6 +87,11 @@ static int check_desc(kiln_inst *inst, const kiln_module_desc *d) {
 }
 
 kiln_inst *kiln_inst_create(const kiln_module_desc *desc, int *status) {
+  return kiln_inst_create_with_weights(desc, NULL, status);
+}
+
+kiln_inst *kiln_inst_create_with_weights(const kiln_module_desc *desc, const char *weights,
+                                         int *status) {
   int dummy;
   if (!status) status = &dummy;
   *status = KILN_ERROR;
@@ -118,6 +123,8 @@ kiln_inst *kiln_inst_create(const kiln_module_desc *desc, int *status) {
     if (!inst->queues[i]) goto oom;
   }
 
+  /* before the initializers: a variable's literal may be one of the weights */
+  if (desc->weights && (*status = kiln_weights_load(inst, weights)) != KILN_OK) return inst;
   *status = KILN_OK;
   if (desc->init) {
     *status = desc->init(inst);

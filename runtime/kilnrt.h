@@ -69,6 +69,19 @@ typedef struct kiln_queue_desc {
   uint64_t seed;                /* random_shuffle: seed of its choices */
 } kiln_queue_desc;
 
+/* The constants of a module built with --weights-file: they live in a file
+ * beside the binary (format and lookup: docs/runtime.md, "Weights files"),
+ * loaded into the module's zeroed buffers before the first initializer runs. */
+typedef struct kiln_weights_desc {
+  const char *file;      /* the file's name, without a directory: "model.weights" */
+  int64_t total_size;    /* its size in bytes */
+  uint32_t data_crc;     /* CRC-32 (zlib's) of its data section */
+  int32_t n_blobs;
+  uint8_t *const *blobs; /* per constant: the buffer it is loaded into */
+  const int64_t *sizes;  /* per constant: its size in bytes */
+  int32_t *loaded;       /* non-zero once loaded (once per process; the runtime's lock guards it) */
+} kiln_weights_desc;
+
 typedef struct kiln_module_desc {
   const char *name;
   int64_t vars_size;  /* bytes of variable storage, persists across runs */
@@ -79,6 +92,7 @@ typedef struct kiln_module_desc {
   const kiln_entry_desc *entries;
   int (*init)(kiln_inst *inst);    /* runs variable initializers */
   int (*program)(kiln_inst *inst); /* the module's program, or NULL */
+  const kiln_weights_desc *weights; /* NULL: the constants are in the binary */
 } kiln_module_desc;
 
 /* The instance: state of one loaded module.  Generated code reads the first
@@ -100,6 +114,14 @@ struct kiln_inst {
  * created).  Returns NULL only when out of memory; if an initializer fails,
  * returns the instance with kiln_inst_error() set and *status non-zero. */
 kiln_inst *kiln_inst_create(const kiln_module_desc *desc, int *status);
+/* The same, for a module built with --weights-file, naming where its weights
+ * file is: the file itself, or a directory holding desc->weights->file.
+ * NULL: $KILN_WEIGHTS (the same two forms), else the executable's directory.
+ * The file is read and checked by the first instance of the process; a
+ * missing, truncated or corrupt file fails the creation (status non-zero,
+ * the message names the file).  Modules without a weights file ignore it. */
+kiln_inst *kiln_inst_create_with_weights(const kiln_module_desc *desc, const char *weights,
+                                         int *status);
 /* Frees an instance and its queues; NULL is allowed. */
 void kiln_inst_destroy(kiln_inst *inst);
 /* The message of the last failure, or "" if none. */

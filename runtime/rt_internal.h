@@ -15,6 +15,13 @@
  * block); NULL when out of memory or size < 0.  Free with free(). */
 void *kiln_aligned_zalloc(int64_t size);
 
+/* zlib's CRC-32 of n bytes, continuing from `crc` (0 to start); checkpoint.c. */
+uint32_t kiln_crc32(uint32_t crc, const void *data, size_t n);
+
+/* Finds, checks and loads inst->desc->weights (runtime/weights.c) unless this
+ * process already did; `path` as kiln_inst_create_with_weights takes it. */
+int kiln_weights_load(kiln_inst *inst, const char *path);
+
 /* Element count of a shape: 0 on success, -1 when the rank is outside
  * 0..KILN_MAX_RANK, a dim is negative or the count/bytes would overflow. */
 int kiln_shape_numel(int32_t rank, const int64_t *dims, int64_t *numel);

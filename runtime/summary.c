@@ -17,8 +17,8 @@
  * KILN_SUMMARY_FLUSH_BYTES full, at kiln_inst_destroy and at exit: a crash
  * loses at most the last period.
  *
- * Built with -DKILN_NO_PROTOBUF (a hand-made cross build of the runtime,
- * where the target has no protobuf-c: docs/tutorial.md), the values are
+ * Built with -DKILN_NO_PROTOBUF (the cross runtimes build/<triple>/libkilnrt.a,
+ * where the target has no protobuf-c: docs/cross.md), the values are
  * still recorded but opening an event file is an error. */
 #include <errno.h>
 #include <fcntl.h>

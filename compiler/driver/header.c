@@ -69,6 +69,12 @@ void kc_write_header(const kg_module *m, const kc_plan *p, FILE *f) {
   fprintf(f, "static inline %s_t *%s_create(void) {\n  int status = 0;\n", sym, sym);
   fprintf(f, "  kiln_inst *m = kiln_inst_create(&%s_desc, &status);\n", sym);
   fprintf(f, "  if (m && status) { kiln_inst_destroy(m); return NULL; }\n  return m;\n}\n\n");
+  fprintf(f, "/* The same, for a build with --weights-file: `weights` names the weights file or its\n"
+             " * directory (NULL: $KILN_WEIGHTS, else the executable's directory).  For the reason of\n"
+             " * a failure, call kiln_inst_create_with_weights(&%s_desc, weights, &status). */\n", sym);
+  fprintf(f, "static inline %s_t *%s_create_with_weights(const char *weights) {\n  int status = 0;\n", sym, sym);
+  fprintf(f, "  kiln_inst *m = kiln_inst_create_with_weights(&%s_desc, weights, &status);\n", sym);
+  fprintf(f, "  if (m && status) { kiln_inst_destroy(m); return NULL; }\n  return m;\n}\n\n");
   fprintf(f, "/* Frees an instance (NULL is fine). */\nstatic inline void %s_destroy(%s_t *m) { kiln_inst_destroy(m); }\n\n", sym, sym);
   fprintf(f, "/* The message of the last failed entry call. */\n");
   fprintf(f, "static inline const char *%s_error(const %s_t *m) { return kiln_inst_error(m); }\n\n", sym, sym);

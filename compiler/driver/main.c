@@ -32,7 +32,10 @@ static const char usage[] =
     "  --blas=KIND           f32/f64 matmul: openblas (cblas_sgemm/dgemm, -lopenblas; the default for this\n"
     "                        machine) or generated (kiln's own GEMM for the target; the default with --target)\n"
     "  --gpu-arch=SM         GPU architecture for --emit=ptx (default sm_80)\n"
-    "  --cc=CC               C compiler driver used to link (default: $KILN_CC or cc)\n"
+    "  --cc=CC               C compiler driver used to link (default: $KILN_CC or cc; <triple>-gcc with --target)\n"
+    "  --static              link a static executable (nothing needed on the machine that runs it)\n"
+    "  --weights-file        constants in a file beside the output (OUT.weights; -c: model.o -> model.weights),\n"
+    "                        not in it; the binary loads and checks it at start\n"
     "  --version, --help\n";
 
 /* Accepts "--name=value" and "--name value". */
@@ -131,6 +134,8 @@ int main(int argc, char **argv) {
       o.gpu_arch = v;
     }
     else if ((v = optval(argc, argv, &i, "--cc"))) o.cc = v;
+    else if (!strcmp(a, "--weights-file")) o.weights_file = true;
+    else if (!strcmp(a, "--static")) o.static_link = true;
     else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "kiln: unknown option '%s'\n%s", a, usage);
       return 2;
@@ -144,6 +149,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (lib && !emit_given) o.emit = KC_EMIT_LIB;
+  if (o.weights_file && (!strcmp(cmd, "check") || o.emit == KC_EMIT_GRAPH || o.emit == KC_EMIT_OPT_GRAPH ||
+                         o.emit == KC_EMIT_DOT || o.emit == KC_EMIT_PTX)) {
+    fprintf(stderr, "kiln: --weights-file needs generated code: --emit=exe, lib or obj (llvm, opt-llvm and asm "
+                    "show the code but write no weights file)\n");
+    return 2;
+  }
   kc_diag d = {0};
   bool ok;
   if (!strcmp(cmd, "check")) { /* everything but code generation */

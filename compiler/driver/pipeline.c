@@ -11,6 +11,7 @@
 #include "ir/print.h"
 #include "lower/lower.h"
 #include "lower/nvptx.h"
+#include "lower/weights.h"
 #include "passes/autodiff.h"
 #include "passes/passes.h"
 #include "passes/plan.h"
@@ -119,7 +120,7 @@ static bool emit_exe(kc_target *t, const kc_options *o, LLVMModuleRef M, const c
   int fd = mkstemps(obj, 2);
   if (fd < 0) return kc_error(d, (kc_loc){0}, "cannot create a temporary file");
   close(fd);
-  bool ok = kc_target_emit(t, M, false, obj, d) && kc_link(t, o->cc, obj, out, d);
+  bool ok = kc_target_emit(t, M, false, obj, d) && kc_link(t, o->cc, o->static_link, obj, out, d);
   unlink(obj);
   return ok;
 }
@@ -133,6 +134,14 @@ static bool backend(const kc_options *o, kg_module *m, const kc_plan *p, kc_diag
   t.generated_blas = o->blas ? !strcmp(o->blas, "generated") : !t.is_host;
   LLVMContextRef C = LLVMContextCreate();
   bool exe = o->emit == KC_EMIT_EXE;
+  /* --weights-file: beside the executable or object; the IR forms only name it */
+  kl_weights w = {0};
+  bool obj = o->emit == KC_EMIT_OBJ || o->emit == KC_EMIT_LIB;
+  if (o->weights_file) {
+    const char *out = (exe || obj) && o->output ? o->output : default_output(m, o->input, obj ? ".o" : "");
+    kl_weights_init(&w, m->arena, out, obj, exe || obj);
+    t.weights = &w;
+  }
   LLVMModuleRef M = kl_lower_module(m, p, &t, C, exe, d);
   bool ok = M != NULL;
   char *err = NULL;
@@ -149,6 +158,10 @@ static bool backend(const kc_options *o, kg_module *m, const kc_plan *p, kc_diag
     else if (o->emit == KC_EMIT_OBJ) ok = kc_target_emit(&t, M, false, o->output ? o->output : default_output(m, o->input, ".o"), d);
     else if (o->emit == KC_EMIT_LIB) ok = emit_lib(&t, M, m, p, o->output ? o->output : default_output(m, o->input, ".o"), d);
     else if (exe) ok = emit_exe(&t, o, M, o->output ? o->output : default_output(m, o->input, ""), d);
+  }
+  if (t.weights) {
+    if (ok) ok = kl_weights_write(&w, d);
+    kl_weights_free(&w);
   }
   if (M) LLVMDisposeModule(M);
   LLVMContextDispose(C);

@@ -29,9 +29,11 @@ typedef struct kc_options {
   int opt_level;        /* default 2 */
   const char *print_after; /* a pass name, or "all" */
   const char *gpu_arch; /* sm_80 (default), sm_90, ... */
-  const char *cc;       /* the linker driver; NULL: $KILN_CC or cc */
+  const char *cc;       /* the linker driver; NULL: $KILN_CC or cc (host), <triple>-gcc (--target) */
+  bool static_link;     /* --static: link a static executable */
   const char *blas;     /* --blas: "openblas" or "generated" (kiln's own GEMM); NULL: openblas
                            for the host, generated for a --target (where there is no OpenBLAS) */
+  bool weights_file;    /* --weights-file: constants in <output>.weights, not in the binary */
   FILE *dump;           /* where --print-after writes (stderr) */
 } kc_options;
 

@@ -58,6 +58,7 @@ char *kc_sprintf(kc_arena *a, const char *fmt, ...) {
   va_start(ap, fmt);
   int n = vsnprintf(NULL, 0, fmt, ap);
   va_end(ap);
+  if (n < 0) n = 0; /* an encoding error: an empty string rather than a wild size */
   char *p = kc_alloc(a, (size_t)n + 1);
   va_start(ap, fmt);
   vsnprintf(p, (size_t)n + 1, fmt, ap);

@@ -1,6 +1,7 @@
 /* builder.c — the helpers every op lowering uses (lower.h): buffers, types,
  * loads and stores, loops, runtime calls and status checks. */
 #include "lower/lower.h"
+#include "lower/weights.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +223,8 @@ void kl_fail_if(kl_ctx *L, LLVMValueRef cond, int node, const char *message) {
 }
 
 LLVMValueRef kl_const_data(kl_ctx *L, const void *bytes, int64_t n, const char *name) {
+  if (L->target && L->target->weights && !L->target->weights->sealed)
+    return kl_weights_add(L, L->target->weights, bytes, n, name);
   LLVMValueRef data = LLVMConstStringInContext(L->C, (const char *)bytes, (unsigned)n, 1);
   LLVMValueRef g = LLVMAddGlobal(L->M, LLVMTypeOf(data), name);
   LLVMSetInitializer(g, data);

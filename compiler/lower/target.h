@@ -18,6 +18,7 @@ typedef struct kc_target {
   int opt_level;        /* 0..3 */
   bool is_host;
   bool generated_blas;  /* f32/f64 matmul as generated loops (lower/gemm.c), not cblas (--blas) */
+  struct kl_weights *weights; /* --weights-file: constants go there, not into the object (lower/weights.h) */
   LLVMTargetMachineRef tm;
 } kc_target;
 

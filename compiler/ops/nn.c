@@ -348,6 +348,23 @@ enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
 /* C += op(A) op(B), row-major, op(A) M x K and op(B) K x N. */
 static void gemm_acc(kl_ctx *L, kiln_dtype dt, bool ta, bool tb, LLVMValueRef M, LLVMValueRef N, LLVMValueRef K,
                      LLVMValueRef A, int64_t lda, LLVMValueRef B, int64_t ldb, LLVMValueRef C, int64_t ldc) {
+  if (L->target->generated_blas) {
+    /* no cblas (--blas generated, the default with --target): plain loops,
+     * i-k-j so the inner loop walks rows of C (and of B unless transposed);
+     * the row count varies per tap, which lower/gemm.c's static shapes do
+     * not cover */
+    kl_loop li = kl_for(L, M, "conv_gi");
+    kl_loop lk = kl_for(L, K, "conv_gk");
+    LLVMValueRef i = li.index, k = lk.index;
+    LLVMValueRef a = kl_load(L, dt, A, ta ? madd(L, k, lda, i) : madd(L, i, lda, k));
+    kl_loop lj = kl_for(L, N, "conv_gj");
+    LLVMValueRef j = lj.index;
+    mul_acc(L, dt, C, madd(L, i, ldc, j), a, kl_load(L, dt, B, tb ? madd(L, j, ldb, k) : madd(L, k, ldb, j)));
+    kl_for_end(L, &lj);
+    kl_for_end(L, &lk);
+    kl_for_end(L, &li);
+    return;
+  }
   bool f32 = dt == KILN_F32;
   LLVMTypeRef ft = f32 ? L->t_f32 : L->t_f64;
   LLVMValueRef args[14] = {kl_i32(L, CBLAS_ROW_MAJOR),

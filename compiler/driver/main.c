@@ -24,7 +24,7 @@ static const char usage[] =
     "options:\n"
     "  -o FILE               output file ('-' is stdout for text stages)\n"
     "  --emit=KIND           graph | opt-graph | llvm | opt-llvm | asm | obj | ptx | dot | exe | lib\n"
-    "  --print-after=PASS    print the graph after PASS (parse, verify, expand, autodiff, dce, fuse, plan, all) to stderr\n"
+    "  --print-after=PASS    print the graph after PASS (parse, verify, expand, autodiff, cse, dce, fuse, plan, all) to stderr\n"
     "  -O0 .. -O3            LLVM optimization level (default -O2)\n"
     "  --target=TRIPLE       e.g. aarch64-linux-gnu, riscv64-linux-gnu (default: this machine)\n"
     "  --cpu=CPU             target CPU (default: x86-64-v2 / generic); 'native' tunes for this machine\n"
@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
       bool known = !strcmp(v, "all");
       for (const char *const *p = kc_pass_names(); *p; p++) known |= !strcmp(*p, v);
       if (!known) {
-        fprintf(stderr, "kiln: unknown pass '%s' for --print-after (parse, verify, expand, autodiff, dce, fuse, plan, all)\n", v);
+        fprintf(stderr, "kiln: unknown pass '%s' for --print-after (parse, verify, expand, autodiff, cse, dce, fuse, plan, all)\n", v);
         return 2;
       }
       o.print_after = v;

@@ -1,6 +1,6 @@
 /* pipeline.c — the compiler as one visible sequence (see pipeline.h).
  *
- *   parse -> verify -> [passes: expand, autodiff, dce, fuse, dce] -> plan -> lower -> opt -> emit -> link
+ *   parse -> verify -> [passes: expand, autodiff, cse, dce, fuse, dce] -> plan -> lower -> opt -> emit -> link
  *
  * The pass list is the table `passes` below: adding a pass means adding a
  * line.  `--print-after=NAME` prints the graph after that pass ("all":
@@ -27,12 +27,13 @@ static const struct {
 } passes[] = {
     {"expand", kc_pass_expand},
     {"autodiff", kc_pass_autodiff},
+    {"cse", kc_pass_cse},
     {"dce", kc_pass_dce},
     {"fuse", kc_pass_fuse},
     {"dce", kc_pass_dce}, /* what fusion left unused */
 };
 
-static const char *const pass_names[] = {"parse", "verify", "expand", "autodiff", "dce", "fuse", "plan", NULL};
+static const char *const pass_names[] = {"parse", "verify", "expand", "autodiff", "cse", "dce", "fuse", "plan", NULL};
 
 const char *const *kc_pass_names(void) { return pass_names; }
 

@@ -134,3 +134,19 @@ Test(ops, every_elementwise_expression_parses) {
   for (int op = 0; op < KC_OP_COUNT; op++)
     if (kc_ops[op].expr) cr_assert(kc_op_expr(op), "op %s: bad expression '%s'", kc_ops[op].name, kc_ops[op].expr);
 }
+
+Test(cse, identical_pure_nodes_merge_but_random_ones_do_not) {
+  kc_diag d = {0};
+  kg_module *m = load("graph {\n  x = placeholder() : f32[4]\n  a = exp(x)\n  b = exp(x)\n"
+                      "  r1 = random_uniform<f32[4]>() {seed=1}\n  r2 = random_uniform<f32[4]>() {seed=1}\n"
+                      "  s = add(add(a, b), add(r1, r2))\n}\nentry run(x) -> (s)\n", &d);
+  cr_assert(kc_pass_cse(m, &d) && kc_verify(m, &d), "%s", d.text ? d.text : "");
+  int s = kc_module_find(m, "s/add", 5);
+  cr_assert_geq(s, 0);
+  /* add(a, b) became add(a, a) */
+  cr_assert_eq(m->nodes[s].in[0].node, m->nodes[s].in[1].node);
+  cr_assert_lt(kc_module_find(m, "b", 1), 0, "b should have been merged into a");
+  cr_assert_geq(kc_module_find(m, "r2", 2), 0, "random ops must not be merged");
+  kc_module_free(m);
+  kc_diag_clear(&d);
+}

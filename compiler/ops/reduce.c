@@ -462,9 +462,35 @@ bool kc_grad_reduce(kc_grad_ctx *g, int node, const kg_ref *dy, kg_ref *dx) {
     dx[0] = kb_binary(g, KC_OP_DIV, d, kb_scalar(g, xt.dtype, count ? count : 1));
     return true;
   }
-  case KC_OP_PROD: { /* d prod / d x_i = prod / x_i (x_i != 0 assumed, documented) */
+  case KC_OP_PROD: {
+    /* d prod / d x_i is the product of the others: prod / x_i without
+     * zeros; with one zero, the product of the non-zeros at the zero and 0
+     * elsewhere; with more, 0 (as TF's exclusive products give) */
+    const kg_node *pn = &g->m->nodes[node];
+    int cnt = 0;
+    const int64_t *ax = NULL;
+    int64_t all[KILN_MAX_RANK];
+    if (!kc_attr_ints(pn, "axes", &cnt, &ax)) {
+      for (int i = 0; i < xt.shape.rank; i++) all[i] = i;
+      ax = all, cnt = xt.shape.rank;
+    }
+    kg_attr red[] = {kb_attr_ints(g, "axes", ax, cnt), kb_attr_bool("keepdims", true)};
+    kg_ref zero = kb_scalar(g, xt.dtype, 0), one = kb_scalar(g, xt.dtype, 1);
+    kg_ref is0 = kb_binary(g, KC_OP_EQUAL, x, zero);
+    kg_ref sel_in[] = {is0, one, x};
+    kg_ref nonzero = kb_node(g, KC_OP_SELECT, sel_in, 3, NULL, 0);
+    kg_ref nz_prod = kb_broadcast(g, kb_node(g, KC_OP_PROD, &nonzero, 1, red, 2), &xt.shape);
+    kg_attr to = kb_attr_dtype("to", xt.dtype);
+    kg_ref zeros_f = kb_node(g, KC_OP_CAST, &is0, 1, &to, 1);
+    kg_ref n0 = kb_broadcast(g, kb_node(g, KC_OP_SUM, &zeros_f, 1, red, 2), &xt.shape);
     kg_ref yb = kb_broadcast(g, kb_reshape(g, y, &kept), &xt.shape);
-    dx[0] = kb_binary(g, KC_OP_MUL, d, kb_binary(g, KC_OP_DIV, yb, x));
+    kg_ref safe_x[] = {is0, one, x};
+    kg_ref ratio = kb_binary(g, KC_OP_DIV, yb, kb_node(g, KC_OP_SELECT, safe_x, 3, NULL, 0));
+    kg_ref one_zero_in[] = {is0, nz_prod, zero};
+    kg_ref at_zero = kb_node(g, KC_OP_SELECT, one_zero_in, 3, NULL, 0);
+    kg_ref c1[] = {kb_binary(g, KC_OP_EQUAL, n0, one), at_zero, zero};
+    kg_ref c0[] = {kb_binary(g, KC_OP_EQUAL, n0, zero), ratio, kb_node(g, KC_OP_SELECT, c1, 3, NULL, 0)};
+    dx[0] = kb_binary(g, KC_OP_MUL, d, kb_node(g, KC_OP_SELECT, c0, 3, NULL, 0));
     return true;
   }
   default: { /* max/min: shared equally among the elements that attain it, as TF */

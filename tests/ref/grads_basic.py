@@ -147,3 +147,14 @@ for ax in (0, 1):
         y = gather(x, i) {axis=%d}
     """ % ax, {"x": R(4, 3), "i": np.array([0, 2, 2, 1, 0] if ax == 0 else [2, 0, 1, 1, 2], np.int32)}, ["x"],
       lambda x, i, ax=ax: np.take(x, i, axis=ax))
+
+# prod's gradient where x holds zeros: the product of the others, as TF
+def prod_grad_case(name, x):
+    CASES.append(case(name, """
+        x = placeholder() : f64[2,3]
+        y = prod(x) {axes=[1]}
+        g = gradients(sum(y), x)
+    """, feeds={"x": x}, fetch="g",
+        ref=lambda x: np.array([[np.prod(np.delete(r, j)) for j in range(r.size)] for r in x])))
+prod_grad_case("d_prod_one_zero", np.array([[2.0, 0.0, 3.0], [1.5, -2.0, 4.0]]))
+prod_grad_case("d_prod_two_zeros", np.array([[0.0, 0.0, 3.0], [0.0, 5.0, -1.0]]))

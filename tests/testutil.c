@@ -104,6 +104,17 @@ char *tu_read_file(const char *path, size_t *len) {
   return b.p;
 }
 
+char *tu_write(const char *dir, const char *name, const char *text) {
+  char *path = NULL;
+  if (asprintf(&path, "%s/%s", dir, name) < 0) return NULL;
+  FILE *f = fopen(path, "w");
+  if (!f || fputs(text, f) < 0 || fclose(f) != 0) {
+    free(path);
+    return NULL;
+  }
+  return path;
+}
+
 static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 char **tu_list(const char *dir, const char *suffix, int *n) {

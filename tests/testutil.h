@@ -16,6 +16,8 @@ tu_result tu_run(char *const *argv, int timeout_s);
 void tu_free(tu_result *r);
 /* Reads a whole file (malloc'd) or NULL. */
 char *tu_read_file(const char *path, size_t *len);
+/* Writes text to dir/name; returns the path (malloc'd), NULL on failure. */
+char *tu_write(const char *dir, const char *name, const char *text);
 /* Files in dir whose names end in suffix, sorted; *n set; each malloc'd "dir/name". */
 char **tu_list(const char *dir, const char *suffix, int *n);
 /* The kiln binary under test ($KILN or build/kiln), and the build dir. */

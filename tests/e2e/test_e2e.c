@@ -242,19 +242,19 @@ ParameterizedTest(path_param *p, ptx, sm_90) { ptx_for(p->path, "sm_90"); }
 
 Test(llvm, elementwise_vectorizes) {
   char *dir = tu_tmpdir();
-  char kg[512], ll[512];
-  snprintf(kg, sizeof kg, "%s/v.kg", dir);
+  char ll[512];
   snprintf(ll, sizeof ll, "%s/v.ll", dir);
-  FILE *f = fopen(kg, "w");
-  fputs("module v\ngraph {\n  x = placeholder() : f32[1024]\n  y = placeholder() : f32[1024]\n"
-        "  z = add(mul(x, y), const<f32[]>(1.0))\n}\nentry f(x, y) -> (z)\n", f);
-  fclose(f);
+  char *kg = tu_write(dir, "v.kg",
+                      "module v\ngraph {\n  x = placeholder() : f32[1024]\n  y = placeholder() : f32[1024]\n"
+                      "  z = add(mul(x, y), const<f32[]>(1.0))\n}\nentry f(x, y) -> (z)\n");
+  cr_assert(kg);
   char *argv[] = {(char *)tu_kiln(), "emit", "--emit=opt-llvm", kg, "-o", ll, NULL};
   tu_result r = tu_run(argv, 60);
   cr_assert_eq(r.status, 0, "%s", r.err);
   char *ir = tu_read_file(ll, NULL);
   cr_assert(ir && strstr(ir, " x float>"), "no vector type in the optimized IR:\n%s", ir ? ir : "");
   free(ir);
+  free(kg);
   tu_free(&r);
   tu_rmtree(dir);
   free(dir);
@@ -302,18 +302,23 @@ ParameterizedTest(path_param *p, ptx, gpu_kernels) {
 
 /* ---- random numbers: reproducible across processes, new on each run ---- */
 
-Test(random, reproducible_and_advancing) {
-  char *dir = tu_tmpdir();
-  char kg[512], exe[512];
-  snprintf(kg, sizeof kg, "%s/r.kg", dir);
-  snprintf(exe, sizeof exe, "%s/r", dir);
-  FILE *f = fopen(kg, "w");
-  fputs("module r\ngraph {\n  u = random_uniform<f32[4]>() {seed=42}\n}\nentry draw() -> (u)\n", f);
-  fclose(f);
+/* Writes src to dir/name.kg and builds dir/name; returns the executable's path. */
+static char *build_kg(const char *dir, const char *name, const char *src) {
+  char file[256];
+  snprintf(file, sizeof file, "%s.kg", name);
+  char *kg = tu_write(dir, file, src), *exe = NULL;
+  cr_assert(kg && asprintf(&exe, "%s/%s", dir, name) >= 0);
   char *build[] = {(char *)tu_kiln(), "build", kg, "-o", exe, NULL};
   tu_result r = tu_run(build, 60);
-  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_eq(r.status, 0, "kiln build %s failed:\n%s", kg, r.err);
   tu_free(&r);
+  free(kg);
+  return exe;
+}
+
+Test(random, reproducible_and_advancing) {
+  char *dir = tu_tmpdir();
+  char *exe = build_kg(dir, "r", "module r\ngraph {\n  u = random_uniform<f32[4]>() {seed=42}\n}\nentry draw() -> (u)\n");
   char *twice[] = {exe, "--repeat", "2", NULL};
   tu_result a = tu_run(twice, 30), b = tu_run(twice, 30);
   cr_assert_eq(a.status, 0, "%s", a.err);
@@ -323,6 +328,7 @@ Test(random, reproducible_and_advancing) {
   cr_assert(strncmp(a.out, nl + 1, (size_t)(nl - a.out)) != 0, "the second run repeated the first:\n%s", a.out);
   tu_free(&a);
   tu_free(&b);
+  free(exe);
   tu_rmtree(dir);
   free(dir);
 }
@@ -384,22 +390,15 @@ Test(cli, bad_options) {
 
 Test(runtime_checks, gather_index_out_of_range) {
   char *dir = tu_tmpdir();
-  char kg[512], exe[512];
-  snprintf(kg, sizeof kg, "%s/g.kg", dir);
-  snprintf(exe, sizeof exe, "%s/g", dir);
-  FILE *f = fopen(kg, "w");
-  fputs("module g\nvar i : i32[2] = [1, 5]\ngraph {\n  p = const<f32[5,2]>(1.0)\n  y = gather(p, i)\n}\n"
-        "program {\n  run y\n  print y\n}\n", f);
-  fclose(f);
-  char *build[] = {(char *)tu_kiln(), "build", kg, "-o", exe, NULL};
-  tu_result r = tu_run(build, 60);
-  cr_assert_eq(r.status, 0, "%s", r.err);
-  tu_free(&r);
+  char *exe = build_kg(dir, "g",
+                       "module g\nvar i : i32[2] = [1, 5]\ngraph {\n  p = const<f32[5,2]>(1.0)\n  y = gather(p, i)\n}\n"
+                       "program {\n  run y\n  print y\n}\n");
   char *run[] = {exe, NULL};
-  r = tu_run(run, 30);
+  tu_result r = tu_run(run, 30);
   cr_assert_eq(r.status, 1, "status %d\n%s", r.status, r.err);
   cr_assert(strstr(r.err, "node 'y' (gather): gather index out of range [0, 5) for axis 0"), "%s", r.err);
   tu_free(&r);
+  free(exe);
   tu_rmtree(dir);
   free(dir);
 }

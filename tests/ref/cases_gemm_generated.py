@@ -28,21 +28,7 @@ def _stored(mk, t):
     return (mk[1], mk[0]) if t else mk
 
 
-def _kgtype(dt, shape):
-    return "%s[%s]" % (dt, ",".join(str(d) for d in shape))
 
-
-def _attrs(ta, tb):
-    parts = (["transpose_a=true"] if ta else []) + (["transpose_b=true"] if tb else [])
-    return " {%s}" % ", ".join(parts) if parts else ""
-
-
-def _ref(ta, tb):
-    def f(a, b):
-        a2 = np.swapaxes(a, -1, -2) if ta else a
-        b2 = np.swapaxes(b, -1, -2) if tb else b
-        return np.matmul(a2, b2)
-    return f
 
 
 def _tol(dt, k):
@@ -56,9 +42,9 @@ def _mm_case(name, dt, sa, sb, ta, tb, k):
         a = placeholder() : %s
         b = placeholder() : %s
         c = matmul(a, b)%s
-    """ % (_kgtype(dt, sa), _kgtype(dt, sb), _attrs(ta, tb)),
+    """ % (kg_typestr(dt, sa), kg_typestr(dt, sb), matmul_attrs(ta, tb)),
         feeds={"a": rand(dt, sa), "b": rand(dt, sb)}, fetch="c",
-        ref=_ref(ta, tb), rtol=rtol, atol=atol)
+        ref=matmul_ref(ta, tb), rtol=rtol, atol=atol)
 
 
 def _cases():

@@ -33,21 +33,7 @@ SHAPES = [
 ]
 
 
-def _kgtype(dt, shape):
-    return "%s[%s]" % (dt, ",".join(str(d) for d in shape))
 
-
-def _attrs(ta, tb):
-    parts = (["transpose_a=true"] if ta else []) + (["transpose_b=true"] if tb else [])
-    return " {%s}" % ", ".join(parts) if parts else ""
-
-
-def _ref(ta, tb):
-    def f(a, b):
-        a2 = np.swapaxes(a, -1, -2) if ta else a
-        b2 = np.swapaxes(b, -1, -2) if tb else b
-        return np.matmul(a2, b2)
-    return f
 
 
 def _cases():
@@ -59,9 +45,9 @@ def _cases():
                 a = placeholder() : %s
                 b = placeholder() : %s
                 c = matmul(a, b)%s
-            """ % (_kgtype(dt, sa), _kgtype(dt, sb), _attrs(ta, tb)),
+            """ % (kg_typestr(dt, sa), kg_typestr(dt, sb), matmul_attrs(ta, tb)),
                 feeds={"a": rand(dt, sa), "b": rand(dt, sb)}, fetch="c",
-                ref=_ref(ta, tb), rtol=tol, atol=tol))
+                ref=matmul_ref(ta, tb), rtol=tol, atol=tol))
     # one operand used twice, and a product of products (buffers reused)
     for dt in ["f32", "i64"]:
         out.append(case("matmul_chain_%s" % dt, """

@@ -41,10 +41,6 @@ AXES = [
 ]
 
 
-def _kgtype(dt, shape):
-    return "%s[%s]" % (dt, ",".join(str(d) for d in shape))
-
-
 def _attrs(axes, keep):
     parts = []
     if axes is not None:
@@ -104,7 +100,7 @@ def _reduce_cases():
         for dt in DTYPES:
             for k, (shape, axes, keep) in enumerate(AXES):
                 body = "x = placeholder() : %s\ny = %s(x)%s" % (
-                    _kgtype(dt, shape), op, _attrs(axes, keep))
+                    kg_typestr(dt, shape), op, _attrs(axes, keep))
                 tol = 1e-4 if dt == "f32" else 1e-9
                 out.append(case("%s_%s_%d" % (op, dt, k), body,
                                 feeds={"x": _feed(op, dt, shape)}, fetch="y",
@@ -203,7 +199,7 @@ def _argmax_cases():
             out.append(case("argmax_%s_%d" % (dt, k), """
                 x = placeholder() : %s
                 y = argmax(x) {axis=%d}
-            """ % (_kgtype(dt, shape), axis), feeds={"x": x}, fetch="y",
+            """ % (kg_typestr(dt, shape), axis), feeds={"x": x}, fetch="y",
                 ref=lambda x, axis=axis: np.argmax(x, axis=axis)))
     out.append(case("argmax_default_axis_f32", """
         x = placeholder() : f32[4,3]
@@ -250,7 +246,7 @@ def _softmax_cases():
                 out.append(case("%s_%s_%d" % (op, dt, k), """
                     x = placeholder() : %s
                     y = %s(x)%s
-                """ % (_kgtype(dt, shape), op, attr), feeds={"x": rand(dt, shape)}, fetch="y",
+                """ % (kg_typestr(dt, shape), op, attr), feeds={"x": rand(dt, shape)}, fetch="y",
                     ref=lambda x, ax=ax, log=log: _np_softmax(x, ax, log), rtol=tol, atol=tol))
             # large magnitudes: only the max-subtracted form stays finite
             out.append(case("%s_%s_stable" % (op, dt), """

@@ -180,10 +180,28 @@ def compare(c, got):
     return True, ""
 
 
+def kg_typestr(dtype, shape):
+    """'f32[2,3]' for a kiln dtype and a shape."""
+    return "%s[%s]" % (dtype, ",".join(str(d) for d in shape))
+
+
+def matmul_attrs(ta, tb):
+    """The attribute block of a matmul with these transpose flags ('' if none)."""
+    parts = (["transpose_a=true"] if ta else []) + (["transpose_b=true"] if tb else [])
+    return " {%s}" % ", ".join(parts) if parts else ""
+
+
+def matmul_ref(ta, tb):
+    """np.matmul with op() applied to the last two dimensions of a and b."""
+    def f(a, b):
+        return np.matmul(np.swapaxes(a, -1, -2) if ta else a, np.swapaxes(b, -1, -2) if tb else b)
+    return f
+
+
 def load_cases(path):
     """The file's CASES and its KILN_FLAGS (extra `kiln build` arguments)."""
     ns = {"case": case, "gradcase": gradcase, "rand": rand, "positive": positive, "np": np,
-          "__file__": path}
+          "kg_typestr": kg_typestr, "matmul_attrs": matmul_attrs, "matmul_ref": matmul_ref, "__file__": path}
     with open(path) as f:
         exec(compile(f.read(), path, "exec"), ns)
     return ns["CASES"], list(ns.get("KILN_FLAGS", []))

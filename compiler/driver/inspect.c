@@ -76,7 +76,7 @@ int kc_inspect_main(int argc, char **argv) {
     return 2;
   }
   kc_diag d = {0};
-  kg_module *m = kc_load(input, &d);
+  kg_module *m = kc_load(input, NULL, &d);
   bool ok = m && kc_pass_expand(m, &d) && kc_verify(m, &d);
   if (ok) list_vars(m, stdout);
   kc_module_free(m);

@@ -11,13 +11,14 @@
 int kc_inspect_main(int argc, char **argv);
 
 static const char usage[] =
-    "usage: kiln COMMAND [options] FILE.kg\n"
+    "usage: kiln COMMAND [options] FILE.kg|FILE.onnx\n"
     "\n"
     "commands:\n"
     "  build FILE        compile to a standalone executable (-o OUT; default: FILE without .kg)\n"
     "  build -c FILE     compile to FILE.o plus FILE.h for embedding in a C program\n"
     "  emit FILE         print one stage (--emit=KIND; default graph)\n"
     "  check FILE        parse and verify only\n"
+    "  import FILE.onnx  print an ONNX model as a .kg graph (-o FILE.kg; default stdout)\n"
     "  inspect --vars FILE  list the variables (after expansion: slots, EMA shadows) with trainable and collections\n"
     "  ops               list the ops kiln knows (--markdown for docs)\n"
     "\n"
@@ -34,6 +35,8 @@ static const char usage[] =
     "  --gpu-arch=SM         GPU architecture for --emit=ptx (default sm_80)\n"
     "  --cc=CC               C compiler driver used to link (default: $KILN_CC or cc; <triple>-gcc with --target)\n"
     "  --static              link a static executable (nothing needed on the machine that runs it)\n"
+    "  --input-shape NAME=D0,D1,...  size of an imported model's input with dynamic dimensions\n"
+    "  --input-value NAME=V0,V1,...  make an imported model's input a constant (e.g. a sample rate)\n"
     "  --weights-file        constants in a file beside the output (OUT.weights; -c: model.o -> model.weights),\n"
     "                        not in it; the binary loads and checks it at start\n"
     "  --version, --help\n";
@@ -68,6 +71,61 @@ static void list_ops(bool markdown) {
   }
 }
 
+/* --input-shape NAME=d0,d1,... or --input-value NAME=v0,v1,...: the split
+ * is at the last '=' (ONNX names may hold anything but values never '='). */
+static bool add_input_spec(kc_import_options *io, const char *arg, bool shape) {
+  const char *opt = shape ? "--input-shape" : "--input-value";
+  const char *eq = strrchr(arg, '=');
+  if (!eq || eq == arg) {
+    fprintf(stderr, "kiln: %s wants NAME=%s, not '%s'\n", opt, shape ? "d0,d1,..." : "v0,v1,...", arg);
+    return false;
+  }
+  kc_input_spec *all = realloc((void *)io->inputs, sizeof *all * (size_t)(io->n_inputs + 1));
+  if (!all) return false;
+  io->inputs = all;
+  char *name = strndup(arg, (size_t)(eq - arg));
+  kc_input_spec *sp = NULL;
+  for (int i = 0; i < io->n_inputs; i++)
+    if (!strcmp(all[i].name, name)) sp = &all[i];
+  if (!sp) {
+    sp = &all[io->n_inputs++];
+    *sp = (kc_input_spec){.name = name};
+  } else free(name);
+  int n = 0;
+  double vals[4096];
+  for (const char *p = eq + 1; *p;) {
+    char *end;
+    double v = strtod(p, &end);
+    if (end == p || n == 4096 || (*end && *end != ',')) {
+      fprintf(stderr, "kiln: %s %s: '%s' is not a comma-separated list of numbers\n", opt, sp->name, eq + 1);
+      return false;
+    }
+    vals[n++] = v;
+    p = *end ? end + 1 : end;
+  }
+  if (shape) {
+    if (n > KILN_MAX_RANK) {
+      fprintf(stderr, "kiln: --input-shape %s: rank %d is above kiln's %d\n", sp->name, n, KILN_MAX_RANK);
+      return false;
+    }
+    sp->has_shape = true;
+    sp->shape.rank = n;
+    for (int i = 0; i < n; i++) {
+      if (vals[i] < 0 || vals[i] != (double)(int64_t)vals[i]) {
+        fprintf(stderr, "kiln: --input-shape %s: dimension '%g' is not a size\n", sp->name, vals[i]);
+        return false;
+      }
+      sp->shape.dim[i] = (int64_t)vals[i];
+    }
+  } else {
+    sp->has_value = true;
+    sp->n_values = n;
+    sp->values = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    if (n) memcpy(sp->values, vals, sizeof(double) * (size_t)n);
+  }
+  return true;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     fputs(usage, argc < 2 ? stderr : stdout);
@@ -85,9 +143,11 @@ int main(int argc, char **argv) {
   }
   kc_options o = {0};
   o.opt_level = 2;
+  kc_import_options imp = {0};
+  o.import = &imp;
   bool emit_given = false, lib = false;
   if (!strcmp(cmd, "build")) o.emit = KC_EMIT_EXE;
-  else if (!strcmp(cmd, "emit") || !strcmp(cmd, "check")) o.emit = KC_EMIT_GRAPH;
+  else if (!strcmp(cmd, "emit") || !strcmp(cmd, "check") || !strcmp(cmd, "import")) o.emit = KC_EMIT_GRAPH;
   else {
     fprintf(stderr, "kiln: unknown command '%s'\n%s", cmd, usage);
     return 2;
@@ -136,6 +196,9 @@ int main(int argc, char **argv) {
     else if ((v = optval(argc, argv, &i, "--cc"))) o.cc = v;
     else if (!strcmp(a, "--weights-file")) o.weights_file = true;
     else if (!strcmp(a, "--static")) o.static_link = true;
+    else if ((v = optval(argc, argv, &i, "--input-shape")) || (v = optval(argc, argv, &i, "--input-value"))) {
+      if (!add_input_spec(&imp, v, !strncmp(a, "--input-shape", 13))) return 2;
+    }
     else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "kiln: unknown option '%s'\n%s", a, usage);
       return 2;
@@ -158,7 +221,7 @@ int main(int argc, char **argv) {
   kc_diag d = {0};
   bool ok;
   if (!strcmp(cmd, "check")) { /* everything but code generation */
-    kg_module *m = kc_load(o.input, &d);
+    kg_module *m = kc_load(o.input, o.import, &d);
     ok = m && kc_run_passes(m, o.print_after, stderr, &d) && kc_plan_module(m, &d);
     kc_module_free(m);
   } else {

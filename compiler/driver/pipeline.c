@@ -7,6 +7,7 @@
  * after every pass). */
 #include "driver/pipeline.h"
 #include "driver/outputs.h"
+#include "frontends/onnx/onnx_import.h"
 #include "ir/parse.h"
 #include "ir/print.h"
 #include "lower/lower.h"
@@ -61,8 +62,17 @@ static void dump(FILE *f, const char *pass, const kg_module *m) {
   kc_print_module(m, f);
 }
 
-kg_module *kc_load(const char *path, kc_diag *d) {
-  kg_module *m = kc_parse_file(path, d);
+kg_module *kc_read_input(const char *path, const kc_import_options *io, kc_diag *d) {
+  if (kc_is_onnx_path(path)) return kc_onnx_import(path, io, d);
+  if (io && io->n_inputs) {
+    kc_error(d, (kc_loc){path, 0, 0}, "--input-shape and --input-value apply to imported models (.onnx), not to .kg files");
+    return NULL;
+  }
+  return kc_parse_file(path, d);
+}
+
+kg_module *kc_load(const char *path, const kc_import_options *io, kc_diag *d) {
+  kg_module *m = kc_read_input(path, io, d);
   if (m && !kc_verify(m, d)) {
     kc_module_free(m);
     return NULL;
@@ -172,7 +182,7 @@ static bool backend(const kc_options *o, kg_module *m, const kc_plan *p, kc_diag
 
 bool kc_compile(const kc_options *o, kc_diag *d) {
   FILE *dumpf = o->dump ? o->dump : stderr;
-  kg_module *m = kc_parse_file(o->input, d);
+  kg_module *m = kc_read_input(o->input, o->import, d);
   if (!m) return false;
   if (wants(o->print_after, "parse")) dump(dumpf, "parse", m);
   bool ok = kc_verify(m, d);

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include "ir/ir.h"
+#include "frontends/onnx/onnx_import.h"
 
 typedef enum kc_emit {
   KC_EMIT_GRAPH,     /* the parsed, verified graph (.kg) */
@@ -35,6 +36,7 @@ typedef struct kc_options {
                            for the host, generated for a --target (where there is no OpenBLAS) */
   bool weights_file;    /* --weights-file: constants in <output>.weights, not in the binary */
   FILE *dump;           /* where --print-after writes (stderr) */
+  const kc_import_options *import; /* --input-shape / --input-value for imported models */
 } kc_options;
 
 /* Parses the emit name ("graph", "opt-llvm", "exe", ...); false if unknown. */
@@ -43,8 +45,11 @@ bool kc_emit_parse(const char *name, kc_emit *out);
 const char *const *kc_pass_names(void);
 /* Runs the whole pipeline for o.  Returns true on success; errors are in d. */
 bool kc_compile(const kc_options *o, kc_diag *d);
-/* Reads and verifies a module (parse + verify).  NULL after errors. */
-kg_module *kc_load(const char *path, kc_diag *d);
+/* Reads a module from a .kg file or, by its suffix, an imported model
+ * (.onnx); NULL after errors. */
+kg_module *kc_read_input(const char *path, const kc_import_options *io, kc_diag *d);
+/* Reads and verifies a module (kc_read_input + verify).  NULL after errors. */
+kg_module *kc_load(const char *path, const kc_import_options *io, kc_diag *d);
 /* Runs the pass list on a verified module, printing after `print_after`. */
 bool kc_run_passes(kg_module *m, const char *print_after, FILE *dump, kc_diag *d);
 

@@ -1,0 +1,67 @@
+/* ops_misc.c — ONNX ops that are not computation: Constant (every value
+ * attribute form), Identity, Dropout at inference. */
+#include "frontends/onnx/ox.h"
+#include <string.h>
+
+static bool cv_constant(ox_ctx *c, ox_node *n) {
+  const Onnx__AttributeProto *a;
+  kg_shape scalar = {0};
+  if ((a = ox_attr(n, "value"))) {
+    kg_tensor t;
+    if (!a->t) return ox_fail(c, n, "attribute 'value' holds no tensor");
+    if (!ox_tensor(c, a->t, n->label, &t)) return false;
+    n->out[0] = ox_tensor_const(c, &t);
+  } else if ((a = ox_attr(n, "value_float"))) {
+    n->out[0] = ox_const_from(c, KILN_F32, &scalar, (double[]){a->f});
+  } else if ((a = ox_attr(n, "value_int"))) {
+    n->out[0] = ox_const_from(c, KILN_I64, &scalar, (double[]){(double)a->i});
+  } else if ((a = ox_attr(n, "value_floats")) || (a = ox_attr(n, "value_ints"))) {
+    bool f = !strcmp(a->name, "value_floats");
+    int cnt = (int)(f ? a->n_floats : a->n_ints);
+    kg_tensor t = {.type = {f ? KILN_F32 : KILN_I64, {1, {cnt}}}};
+    t.data = kc_alloc(c->m->arena, (size_t)kg_type_bytes(&t.type) + 1);
+    for (int i = 0; i < cnt; i++) {
+      if (f) ((float *)t.data)[i] = a->floats[i];
+      else ((int64_t *)t.data)[i] = a->ints[i];
+    }
+    n->out[0] = ox_tensor_const(c, &t);
+  } else if (ox_attr(n, "sparse_value")) {
+    return ox_fail(c, n, "sparse constants are not supported");
+  } else if (ox_attr(n, "value_string") || ox_attr(n, "value_strings")) {
+    return ox_fail(c, n, "unsupported data type string");
+  } else {
+    return ox_fail(c, n, "has no value attribute");
+  }
+  return !c->g.failed;
+}
+
+static bool cv_identity(ox_ctx *c, ox_node *n) {
+  if (!ox_has(n, 0)) return ox_fail(c, n, "needs an input");
+  n->out[0] = kb_unary(&c->g, KC_OP_IDENTITY, n->in[0]);
+  return !c->g.failed;
+}
+
+/* Dropout at inference (training_mode absent or false): the identity, and
+ * an all-true mask when asked for. */
+static bool cv_dropout(ox_ctx *c, ox_node *n) {
+  if (!ox_has(n, 0)) return ox_fail(c, n, "needs an input");
+  if (ox_has(n, 2)) {
+    const kg_tensor *t = ox_const(c, n->in[2]);
+    if (!t) return ox_fail(c, n, "training_mode must be a constant");
+    if (kg_tensor_get_i(t, 0)) return ox_fail(c, n, "training_mode=true is not supported (kiln imports inference graphs)");
+  }
+  n->out[0] = kb_unary(&c->g, KC_OP_IDENTITY, n->in[0]);
+  if (n->n_out > 1) {
+    kg_type t = *ox_type(c, n->in[0]);
+    t.dtype = KILN_BOOL;
+    n->out[1] = kb_typed_node(&c->g, KC_OP_ONES, &t, NULL, 0, NULL, 0);
+  }
+  return !c->g.failed;
+}
+
+const ox_op ox_ops_misc[] = {
+    {"Constant", cv_constant},
+    {"Identity", cv_identity},
+    {"Dropout", cv_dropout},
+    {NULL, NULL},
+};

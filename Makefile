@@ -50,7 +50,7 @@ DEB_PACKAGES := llvm-19-dev libopenblas-dev libcriterion-dev python3-numpy \
                 gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu libc6-dev-arm64-cross \
                 libc6-dev-riscv64-cross qemu-user graphviz clang-19 libclang-rt-19-dev \
                 python3-sklearn python3-torch protobuf-c-compiler libprotobuf-c-dev protobuf-compiler \
-                libonnx-dev python3-onnx libonnx-testdata
+                libonnx-dev python3-onnx libonnx-testdata nodejs
 
 .PHONY: all deps run test test-sanitize fuzz bench install clean examples
 
@@ -145,7 +145,7 @@ $(DIGITS)/.stamp: tests/data/digits_to_npy.py | $(DEPS_STAMP)
 	$(PYTHON) tests/data/digits_to_npy.py $(DIGITS)
 	@touch $@
 
-test: $(B)/kiln $(B)/libkilnrt.a $(CROSS_RT) $(B)/tests/unit $(DIGITS)/.stamp
+test: $(B)/kiln $(B)/libkilnrt.a $(CROSS_RT) $(B)/tests/unit $(DIGITS)/.stamp onnx-ref
 	KILN=$(B)/kiln PYTHON=$(PYTHON) KILN_BUILD=$(B) KILN_LDFLAGS="$(SAN)" $(B)/tests/unit --jobs 2
 
 test-sanitize:

@@ -16,6 +16,10 @@ static const struct {
     {"sqrt", 1, 0}, {"tanh", 1, 0}, {"floor", 1, 0}, {"ceil", 1, 0}, {"sin", 1, 0}, {"cos", 1, 0},
     {"not", 1, 0}, {"lt", 2, 1}, {"le", 2, 1},  {"gt", 2, 1},  {"ge", 2, 1},   {"eq", 2, 1},
     {"ne", 2, 1},  {"and", 2, 0}, {"or", 2, 0},  {"xor", 2, 0}, {"select", 3, 0}, {"cast", 1, 0},
+    /* the ONNX importer's math (floats) and bit shifts (integers) */
+    {"erf", 1, 0}, {"round", 1, 0}, {"trunc", 1, 0}, {"tan", 1, 0}, {"asin", 1, 0}, {"acos", 1, 0},
+    {"atan", 1, 0}, {"sinh", 1, 0}, {"cosh", 1, 0}, {"asinh", 1, 0}, {"acosh", 1, 0}, {"atanh", 1, 0},
+    {"shl", 2, 0}, {"shr", 2, 0},
 };
 
 int kc_prim_arity(const char *prim) {
@@ -285,13 +289,35 @@ static kc_expr *mk(kc_arena *a, const char *prim, kc_expr *x, kc_expr *y, kc_exp
   return e;
 }
 
+/* f'(x) of the unary functions the ONNX importer added (e is f(x) itself,
+ * reused where the derivative is written in terms of it); false for other
+ * primitives. */
+static bool unary_diff(kc_arena *a, const char *p, const kc_expr *e, kc_expr *x, kc_expr **r) {
+  kc_expr *one = mk_num(a, 1), *xx = mk(a, "mul", x, x, NULL);
+  if (!strcmp(p, "erf")) /* 2/sqrt(pi) e^(-x^2) */
+    *r = mk(a, "mul", mk_num(a, 1.1283791670955126), mk(a, "exp", mk(a, "neg", xx, NULL, NULL), NULL, NULL), NULL);
+  else if (!strcmp(p, "tan")) *r = mk(a, "add", one, mk(a, "mul", (kc_expr *)e, (kc_expr *)e, NULL), NULL);
+  else if (!strcmp(p, "asin")) *r = mk(a, "div", one, mk(a, "sqrt", mk(a, "sub", one, xx, NULL), NULL, NULL), NULL);
+  else if (!strcmp(p, "acos"))
+    *r = mk(a, "div", mk_num(a, -1), mk(a, "sqrt", mk(a, "sub", one, xx, NULL), NULL, NULL), NULL);
+  else if (!strcmp(p, "atan")) *r = mk(a, "div", one, mk(a, "add", one, xx, NULL), NULL);
+  else if (!strcmp(p, "sinh")) *r = mk(a, "cosh", x, NULL, NULL);
+  else if (!strcmp(p, "cosh")) *r = mk(a, "sinh", x, NULL, NULL);
+  else if (!strcmp(p, "asinh")) *r = mk(a, "div", one, mk(a, "sqrt", mk(a, "add", xx, one, NULL), NULL, NULL), NULL);
+  else if (!strcmp(p, "acosh")) *r = mk(a, "div", one, mk(a, "sqrt", mk(a, "sub", xx, one, NULL), NULL, NULL), NULL);
+  else if (!strcmp(p, "atanh")) *r = mk(a, "div", one, mk(a, "sub", one, xx, NULL), NULL);
+  else return false;
+  return true;
+}
+
 kc_expr *kc_expr_diff(kc_arena *a, const kc_expr *e, int var, char *err, size_t errlen) {
   if (e->kind == KC_EXPR_NUM) return mk_num(a, 0);
   if (e->kind == KC_EXPR_VAR) return mk_num(a, e->var == var ? 1 : 0);
   kc_expr *x = e->n_args > 0 ? (kc_expr *)e->args[0] : NULL, *y = e->n_args > 1 ? (kc_expr *)e->args[1] : NULL;
   kc_expr *dx = NULL, *dy = NULL;
   if (kc_prim_is_compare(e->prim) || !strcmp(e->prim, "and") || !strcmp(e->prim, "or") ||
-      !strcmp(e->prim, "xor") || !strcmp(e->prim, "not") || !strcmp(e->prim, "floor") || !strcmp(e->prim, "ceil"))
+      !strcmp(e->prim, "xor") || !strcmp(e->prim, "not") || !strcmp(e->prim, "floor") || !strcmp(e->prim, "ceil") ||
+      !strcmp(e->prim, "round") || !strcmp(e->prim, "trunc") || !strcmp(e->prim, "shl") || !strcmp(e->prim, "shr"))
     return mk_num(a, 0); /* piecewise constant: no gradient */
   if (strcmp(e->prim, "select")) {
     if (x && !(dx = kc_expr_diff(a, x, var, err, errlen))) return NULL;
@@ -322,7 +348,8 @@ kc_expr *kc_expr_diff(kc_arena *a, const kc_expr *e, int var, char *err, size_t 
     kc_expr *logx = mk(a, "select", mk(a, "gt", x, mk_num(a, 0), NULL), mk(a, "log", mk(a, "max", x, mk_num(a, 1e-300), NULL), NULL, NULL), mk_num(a, 0));
     kc_expr *t2 = is_num(dy, 0) ? mk_num(a, 0) : mk(a, "mul", mk(a, "mul", (kc_expr *)e, logx, NULL), dy, NULL);
     r = mk(a, "add", t1, t2, NULL);
-  } else if (!strcmp(p, "max")) r = mk(a, "select", mk(a, "ge", x, y, NULL), dx, dy);
+  } else if (unary_diff(a, p, e, x, &r)) r = mk(a, "mul", r, dx, NULL);
+  else if (!strcmp(p, "max")) r = mk(a, "select", mk(a, "ge", x, y, NULL), dx, dy);
   else if (!strcmp(p, "min")) r = mk(a, "select", mk(a, "le", x, y, NULL), dx, dy);
   else if (!strcmp(p, "select")) {
     kc_expr *da = kc_expr_diff(a, e->args[1], var, err, errlen), *db = kc_expr_diff(a, e->args[2], var, err, errlen);

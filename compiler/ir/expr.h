@@ -4,6 +4,11 @@
  * names, e.g. sigmoid = "div(1, add(1, exp(neg(x))))".  Primitives:
  *   add sub mul div mod pow max min          (binary, operand dtype)
  *   neg abs exp log sqrt tanh floor ceil sin cos not   (unary)
+ *   erf round trunc tan asin acos atan sinh cosh asinh acosh atanh
+ *                                            (unary, float; round: half to even)
+ *   shl shr                                  (integer shifts; a count outside
+ *                                            [0, bits) gives 0, or -1 for shr of
+ *                                            a negative signed x, as NumPy)
  *   lt le gt ge eq ne                        (comparisons, yield bool)
  *   and or xor                               (bool)
  *   select(c, a, b)                          (c ? a : b)

@@ -22,6 +22,40 @@ static LLVMValueRef math_fn(kl_ctx *L, const char *fn, kiln_dtype dt, LLVMValueR
   return kl_intrinsic(L, name, &x, 1);
 }
 
+/* The ONNX importer's functions (erf, tan, asin, ..., atanh) have no LLVM
+ * intrinsic that every back end lowers, so they call libm directly on the
+ * CPU (linked on every target) and libdevice on the GPU. */
+static const char *const libm_fns[] = {"erf", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"};
+
+static bool is_libm_fn(const char *p) {
+  for (size_t i = 0; i < sizeof libm_fns / sizeof *libm_fns; i++)
+    if (!strcmp(p, libm_fns[i])) return true;
+  return false;
+}
+
+static LLVMValueRef libm_call(kl_ctx *L, const char *fn, kiln_dtype dt, LLVMValueRef x) {
+  char name[32];
+  snprintf(name, sizeof name, "%s%s%s", L->gpu ? "__nv_" : "", fn, dt == KILN_F32 ? "f" : "");
+  return kl_call(L, name, LLVMTypeOf(x), &x, 1);
+}
+
+/* NumPy's shifts: a count outside [0, bits) shifts everything out (0, or -1
+ * for a right shift of a negative signed value) instead of LLVM's poison. */
+static LLVMValueRef shift(kl_ctx *L, kiln_dtype dt, bool left, LLVMValueRef x, LLVMValueRef n) {
+  LLVMTypeRef t = LLVMTypeOf(x);
+  unsigned bits = LLVMGetIntTypeWidth(t);
+  LLVMValueRef in_range = LLVMBuildICmp(L->B, LLVMIntULT, n, LLVMConstInt(t, bits, 0), "");
+  LLVMValueRef safe = LLVMBuildSelect(L->B, in_range, n, LLVMConstInt(t, 0, 0), "");
+  bool sgn = kg_dtype_is_signed(dt);
+  LLVMValueRef r = left  ? LLVMBuildShl(L->B, x, safe, "")
+                   : sgn ? LLVMBuildAShr(L->B, x, safe, "")
+                         : LLVMBuildLShr(L->B, x, safe, "");
+  LLVMValueRef out = LLVMConstInt(t, 0, 0);
+  if (!left && sgn) /* all sign bits */
+    out = LLVMBuildAShr(L->B, x, LLVMConstInt(t, bits - 1, 0), "");
+  return LLVMBuildSelect(L->B, in_range, r, out, "");
+}
+
 /* Integer floor division and modulo as Python and TF's floordiv/floormod
  * define them; a zero divisor yields 0 instead of trapping. */
 static LLVMValueRef int_divmod(kl_ctx *L, kiln_dtype dt, LLVMValueRef a, LLVMValueRef b, bool want_mod) {
@@ -108,6 +142,12 @@ LLVMValueRef kl_prim(kl_ctx *L, const char *p, kiln_dtype dt, kiln_dtype out, LL
   if (!strcmp(p, "ceil")) return kl_intrinsic(L, "llvm.ceil", a, 1);
   if (!strcmp(p, "exp") || !strcmp(p, "log") || !strcmp(p, "tanh") || !strcmp(p, "sin") || !strcmp(p, "cos"))
     return math_fn(L, p, dt, a[0]);
+  if (is_libm_fn(p)) return libm_call(L, p, dt, a[0]);
+  /* half to even (ONNX, NumPy): rint in the default rounding mode */
+  if (!strcmp(p, "round"))
+    return !f ? a[0] : L->gpu ? libm_call(L, "rint", dt, a[0]) : kl_intrinsic(L, "llvm.roundeven", a, 1);
+  if (!strcmp(p, "trunc")) return f ? kl_intrinsic(L, "llvm.trunc", a, 1) : a[0];
+  if (!strcmp(p, "shl") || !strcmp(p, "shr")) return shift(L, dt, p[2] == 'l', a[0], a[1]);
   if (!strcmp(p, "not")) return LLVMBuildNot(B, a[0], "");
   if (!strcmp(p, "and")) return LLVMBuildAnd(B, a[0], a[1], "");
   if (!strcmp(p, "or")) return LLVMBuildOr(B, a[0], a[1], "");

@@ -128,6 +128,34 @@ static void gemm_blas(kl_ctx *L, kiln_dtype dt, const mm_geom *g, LLVMValueRef A
   kl_call(L, f32 ? "cblas_sgemm" : "cblas_dgemm", L->t_void, args, 14);
 }
 
+/* A matrix-vector product (M == 1 or N == 1: batch-1 inference layers)
+ * through cblas_{s,d}gemv, which skips the packing a GEMM does; false when
+ * the shape is not one. */
+static bool gemv_blas(kl_ctx *L, kiln_dtype dt, const mm_geom *g, LLVMValueRef A, LLVMValueRef B, LLVMValueRef C) {
+  bool f32 = dt == KILN_F32;
+  LLVMTypeRef ft = f32 ? L->t_f32 : L->t_f64;
+  LLVMValueRef mat, vec;
+  int trans;
+  int64_t rows, cols;
+  if (g->M == 1) { /* c = op(B)^T a: B is K x N (N x K when transposed), a contiguous */
+    mat = B, vec = A, trans = g->tb ? CBLAS_NO_TRANS : CBLAS_TRANS;
+    rows = g->tb ? g->N : g->K, cols = g->tb ? g->K : g->N;
+  } else if (g->N == 1) { /* c = op(A) b: A is M x K (K x M when transposed), b contiguous */
+    mat = A, vec = B, trans = g->ta ? CBLAS_TRANS : CBLAS_NO_TRANS;
+    rows = g->ta ? g->K : g->M, cols = g->ta ? g->M : g->K;
+  } else {
+    return false;
+  }
+  LLVMValueRef args[11] = {kl_i32(L, CBLAS_ROW_MAJOR), kl_i32(L, trans), kl_i32(L, rows), kl_i32(L, cols),
+                           LLVMConstReal(ft, 1.0), mat, kl_i32(L, cols), vec, kl_i32(L, 1),
+                           LLVMConstReal(ft, 0.0), C};
+  LLVMValueRef all[12];
+  for (int i = 0; i < 11; i++) all[i] = args[i];
+  all[11] = kl_i32(L, 1);
+  kl_call(L, f32 ? "cblas_sgemv" : "cblas_dgemv", L->t_void, all, 12);
+  return true;
+}
+
 /* Element index r * ld + c of a row-major matrix. */
 static LLVMValueRef at2(kl_ctx *L, LLVMValueRef r, LLVMValueRef c, int64_t ld) {
   return LLVMBuildNSWAdd(L->B, LLVMBuildNSWMul(L->B, r, kl_i64(L, ld), ""), c, "");
@@ -190,8 +218,9 @@ bool kl_lower_matmul(kl_ctx *L, int node) {
     kl_gemm gg = {.dt = dt, .ta = g.ta, .tb = g.tb, .M = g.M, .N = g.N, .K = g.K};
     if (!kl_emit_gemm(L, &gg, Ab, Bb, Cb))
       return false;
-  } else if (blas)
-    gemm_blas(L, dt, &g, Ab, Bb, Cb);
+  } else if (blas) {
+    if (!gemv_blas(L, dt, &g, Ab, Bb, Cb)) gemm_blas(L, dt, &g, Ab, Bb, Cb);
+  }
   else
     gemm_loops(L, dt, &g, Ab, Bb, Cb);
   if (nb > 1)

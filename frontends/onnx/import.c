@@ -36,6 +36,9 @@ bool kc_is_onnx_path(const char *path) {
   return n > 5 && !strcmp(path + n - 5, ".onnx");
 }
 
+/* proto2 leaves absent strings NULL; a model may omit any of them. */
+static const char *str(const char *s) { return s ? s : ""; }
+
 /* ---- the value table ---- */
 
 static uint64_t hash(const char *s) {
@@ -111,37 +114,37 @@ static bool input_type(ox_ctx *c, const Onnx__ValueInfoProto *vi, kg_type *t) {
   const Onnx__TypeProto *tp = vi->type;
   if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE)
     return kc_error(c->d, at, "input '%s': only tensor inputs are supported (not sequences, maps or optionals)",
-                    vi->name);
+                    str(vi->name));
   const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
   if (!ox_dtype(tt->elem_type, &t->dtype))
     return kc_error(c->d, at, "input '%s': unsupported data type %s (kiln has bool, int8, uint8, int32, int64, "
-                              "float, double)", vi->name, ox_dtype_name(tt->elem_type));
-  const kc_input_spec *sp = spec_for(c, vi->name);
+                              "float, double)", str(vi->name), ox_dtype_name(tt->elem_type));
+  const kc_input_spec *sp = spec_for(c, str(vi->name));
   if (sp && sp->has_shape) {
     if (tt->shape && (int)tt->shape->n_dim != sp->shape.rank)
-      return kc_error(c->d, at, "--input-shape %s gives rank %d, but the model's input has rank %zu", vi->name,
+      return kc_error(c->d, at, "--input-shape %s gives rank %d, but the model's input has rank %zu", str(vi->name),
                       sp->shape.rank, tt->shape->n_dim);
     for (int d = 0; tt->shape && d < sp->shape.rank; d++) {
       const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[d];
       if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && dim->dim_value != sp->shape.dim[d])
-        return kc_error(c->d, at, "--input-shape %s: dimension %d is %lld in the model, not %lld", vi->name, d,
+        return kc_error(c->d, at, "--input-shape %s: dimension %d is %lld in the model, not %lld", str(vi->name), d,
                         (long long)dim->dim_value, (long long)sp->shape.dim[d]);
     }
     t->shape = sp->shape;
     return true;
   }
   if (!tt->shape)
-    return kc_error(c->d, at, "input '%s' has no shape in the model; give it with --input-shape %s=d0,d1,...", vi->name,
-                    vi->name);
+    return kc_error(c->d, at, "input '%s' has no shape in the model; give it with --input-shape %s=d0,d1,...", str(vi->name),
+                    str(vi->name));
   if (tt->shape->n_dim > KILN_MAX_RANK)
-    return kc_error(c->d, at, "input '%s': rank %zu is above kiln's %d", vi->name, tt->shape->n_dim, KILN_MAX_RANK);
+    return kc_error(c->d, at, "input '%s': rank %zu is above kiln's %d", str(vi->name), tt->shape->n_dim, KILN_MAX_RANK);
   t->shape.rank = (int)tt->shape->n_dim;
   for (int d = 0; d < t->shape.rank; d++) {
     const Onnx__TensorShapeProto__Dimension *dim = tt->shape->dim[d];
     if (dim->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE || dim->dim_value < 0) {
       const char *sym = dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM ? dim->dim_param : "?";
       return kc_error(c->d, at, "input '%s' has a dynamic dimension '%s' (dimension %d); kiln compiles static "
-                                "shapes: give its size with --input-shape %s=d0,d1,...", vi->name, sym, d, vi->name);
+                                "shapes: give its size with --input-shape %s=d0,d1,...", str(vi->name), sym, d, str(vi->name));
     }
     t->shape.dim[d] = dim->dim_value;
   }
@@ -164,7 +167,7 @@ static kg_ref input_const(ox_ctx *c, const kc_input_spec *sp, const kg_type *t) 
 
 /* What messages call a node: its name, else its first output's. */
 static const char *node_name(const Onnx__NodeProto *p) {
-  return p->name && *p->name ? p->name : p->n_output ? p->output[0] : p->op_type;
+  return p->name && *p->name ? p->name : p->n_output ? p->output[0] : str(p->op_type);
 }
 
 /* The nodes in an order where every input is defined first (ONNX requires
@@ -201,10 +204,10 @@ static int *topo_order(ox_ctx *c, const Onnx__GraphProto *g) {
         for (size_t o = 0; o < g->node[q]->n_output; o++) produced |= !strcmp(g->node[q]->output[o], p->input[j]);
       if (produced)
         kc_error(c->d, (kc_loc){c->path, 0, 0}, "node '%s' (%s): the graph has a cycle through input '%s'",
-                 node_name(p), p->op_type, p->input[j]);
+                 node_name(p), str(p->op_type), p->input[j]);
       else
         kc_error(c->d, (kc_loc){c->path, 0, 0}, "node '%s' (%s): input '%s' is not a graph input, an initializer "
-                 "or the output of any node", node_name(p), p->op_type, p->input[j]);
+                 "or the output of any node", node_name(p), str(p->op_type), p->input[j]);
       return NULL;
     }
   }
@@ -215,10 +218,10 @@ static bool convert_node(ox_ctx *c, const Onnx__NodeProto *p) {
   const char *domain = p->domain && *p->domain ? p->domain : "";
   const char *nm = node_name(p);
   ox_node n = {.p = p};
-  n.label = kc_sprintf(c->m->arena, "node '%s' (%s)", nm, p->op_type);
-  const ox_op *op = strcmp(domain, "") && strcmp(domain, "ai.onnx") ? NULL : find_op(p->op_type);
+  n.label = kc_sprintf(c->m->arena, "node '%s' (%s)", nm, str(p->op_type));
+  const ox_op *op = strcmp(domain, "") && strcmp(domain, "ai.onnx") ? NULL : find_op(str(p->op_type));
   if (!op)
-    return ox_fail(c, &n, "unsupported ONNX op '%s%s%s' (opset %d)", domain, *domain ? "." : "", p->op_type,
+    return ox_fail(c, &n, "unsupported ONNX op '%s%s%s' (opset %d)", domain, *domain ? "." : "", str(p->op_type),
                    c->opset);
   n.n_in = (int)p->n_input;
   n.in = kc_alloc(c->m->arena, sizeof(kg_ref) * (p->n_input + 1));
@@ -337,8 +340,8 @@ static bool cv_if(ox_ctx *c, ox_node *n) {
       return ox_fail(c, n, "%s has %zu outputs, the node %d", b ? "else_branch" : "then_branch", br[b]->n_output, n->n_out);
     if (!import_initializers(c, br[b]) || !import_nodes(c, br[b])) return false;
     for (int k = 0; k < n->n_out; k++) {
-      const ox_value *v = lookup(c, br[b]->output[k]->name);
-      if (!v || v->ref.node < 0) return ox_fail(c, n, "branch output '%s' is not computed", br[b]->output[k]->name);
+      const ox_value *v = lookup(c, str(br[b]->output[k]->name));
+      if (!v || v->ref.node < 0) return ox_fail(c, n, "branch output '%s' is not computed", str(br[b]->output[k]->name));
       outs[b][k] = v->ref;
     }
   }
@@ -368,20 +371,20 @@ static bool import_graph(ox_ctx *c, const Onnx__GraphProto *g) {
   e.feeds = kc_alloc(c->m->arena, sizeof(int) * (g->n_input + 1));
   for (size_t i = 0; i < g->n_input; i++) {
     const Onnx__ValueInfoProto *vi = g->input[i];
-    if (lookup(c, vi->name)) continue;
+    if (lookup(c, str(vi->name))) continue;
     kg_type t;
     if (!input_type(c, vi, &t)) return false;
     c->g.prefix = "input";
-    const kc_input_spec *sp = spec_for(c, vi->name);
+    const kc_input_spec *sp = spec_for(c, str(vi->name));
     kg_ref r = sp && sp->has_value ? input_const(c, sp, &t) : kb_typed_node(&c->g, KC_OP_PLACEHOLDER, &t, NULL, 0, NULL, 0);
     if (c->g.failed) return false;
-    c->m->nodes[r.node].name = fresh_name(c, vi->name);
+    c->m->nodes[r.node].name = fresh_name(c, str(vi->name));
     if (!(sp && sp->has_value)) e.feeds[e.n_feeds++] = r.node;
-    define(c, vi->name, r);
+    define(c, str(vi->name), r);
   }
   for (int i = 0; c->opts && i < c->opts->n_inputs; i++) {
     bool found = false;
-    for (size_t j = 0; j < g->n_input; j++) found |= !strcmp(g->input[j]->name, c->opts->inputs[i].name);
+    for (size_t j = 0; j < g->n_input; j++) found |= !strcmp(str(g->input[j]->name), c->opts->inputs[i].name);
     if (!found) return kc_error(c->d, at, "the model has no input named '%s' (given by --input-shape or --input-value)",
                                 c->opts->inputs[i].name);
   }
@@ -391,22 +394,22 @@ static bool import_graph(ox_ctx *c, const Onnx__GraphProto *g) {
   e.fetch_names = kc_alloc(c->m->arena, sizeof(char *) * (g->n_output + 1));
   for (size_t i = 0; i < g->n_output; i++) {
     const Onnx__ValueInfoProto *vi = g->output[i];
-    const ox_value *v = lookup(c, vi->name);
-    if (!v || v->ref.node < 0) return kc_error(c->d, at, "graph output '%s' is not computed by any node", vi->name);
+    const ox_value *v = lookup(c, str(vi->name));
+    if (!v || v->ref.node < 0) return kc_error(c->d, at, "graph output '%s' is not computed by any node", str(vi->name));
     kg_ref r = v->ref;
     kiln_dtype want;
     if (vi->type && vi->type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE &&
         vi->type->tensor_type->has_elem_type && ox_dtype(vi->type->tensor_type->elem_type, &want) &&
         kg_ref_type(c->m, r)->dtype != want)
-      return kc_error(c->d, at, "graph output '%s' is %s in the model, but its computation gives %s", vi->name,
+      return kc_error(c->d, at, "graph output '%s' is %s in the model, but its computation gives %s", str(vi->name),
                       kg_dtype_name(want), kg_dtype_name(kg_ref_type(c->m, r)->dtype));
     const kg_node *src = &c->m->nodes[r.node];
-    bool shared = src->op == KC_OP_PLACEHOLDER || strcmp(src->name, sanitize(c, vi->name)) != 0;
+    bool shared = src->op == KC_OP_PLACEHOLDER || strcmp(src->name, sanitize(c, str(vi->name))) != 0;
     if (shared) { /* a fetch of its own name: an identity of the value */
       c->g.prefix = "output";
       r = kb_node(&c->g, KC_OP_IDENTITY, &r, 1, NULL, 0);
       if (c->g.failed) return false;
-      c->m->nodes[r.node].name = fresh_name(c, vi->name);
+      c->m->nodes[r.node].name = fresh_name(c, str(vi->name));
     }
     e.fetches[e.n_fetches] = r;
     e.fetch_names[e.n_fetches++] = c->m->nodes[r.node].name;

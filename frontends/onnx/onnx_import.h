@@ -25,6 +25,14 @@ typedef struct kc_input_spec {
 typedef struct kc_import_options {
   int n_inputs;
   const kc_input_spec *inputs;
+  /* TensorFlow graphs (frontends/graphdef): --feed NAME[:k] and --fetch
+   * NAME[:k] choose the entry's inputs and outputs; --fetch-all adds every
+   * converted tensor as an output (node-by-node debugging). */
+  int n_feeds;
+  const char *const *feeds;
+  int n_fetches;
+  const char *const *fetches;
+  bool fetch_all;
 } kc_import_options;
 
 /* Reads the model at path into a verified module (NULL after errors, which

@@ -2,10 +2,14 @@
  * or one scalar expression (ir/expr.h) over its operands, so activations
  * such as Selu or HardSwish become a single fused loop with no new kiln op.
  * Where ONNX and kiln differ in integer semantics (Div truncates, Mod with
- * fmod=1 takes the dividend's sign) the expression says so. */
+ * fmod=1 takes the dividend's sign, Pow of an integer base by a float
+ * exponent truncates) the expression says so.  The old forms are accepted
+ * too: binary ops' `broadcast`/`axis` before opset 7, PRelu's per-channel
+ * slope before opset 7, Cast-1's type name. */
 #include "frontends/onnx/ox.h"
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* Operand dtype check: "float" ops reject integer operands with a clear message. */
 static bool want_float(ox_ctx *c, ox_node *n, int i) {
@@ -47,12 +51,42 @@ KILN_UNARY(cv_sin, KC_OP_SIN)
 KILN_UNARY(cv_cos, KC_OP_COS)
 KILN_UNARY(cv_sign, KC_OP_SIGN)
 KILN_UNARY(cv_not, KC_OP_LOGICAL_NOT)
+KILN_UNARY(cv_erf, KC_OP_ERF)
+KILN_UNARY(cv_round, KC_OP_ROUND)
+KILN_UNARY(cv_tan, KC_OP_TAN)
+KILN_UNARY(cv_asin, KC_OP_ASIN)
+KILN_UNARY(cv_acos, KC_OP_ACOS)
+KILN_UNARY(cv_atan, KC_OP_ATAN)
+KILN_UNARY(cv_sinh, KC_OP_SINH)
+KILN_UNARY(cv_cosh, KC_OP_COSH)
+KILN_UNARY(cv_asinh, KC_OP_ASINH)
+KILN_UNARY(cv_acosh, KC_OP_ACOSH)
+KILN_UNARY(cv_atanh, KC_OP_ATANH)
+
+/* Operand 1 of a binary op.  Before opset 7, `broadcast=1` with `axis`
+ * aligns B's dimensions with A's starting at axis (B [3,4] against
+ * A [2,3,4,5] with axis=1), which NumPy broadcasting gets once B has
+ * trailing 1s. */
+static kg_ref operand_b(ox_ctx *c, ox_node *n) {
+  kg_ref b = n->in[1];
+  if (c->opset >= 7 || !ox_attr_int(n, "broadcast", 0) || !ox_attr(n, "axis")) return b;
+  int ra = ox_type(c, n->in[0])->shape.rank;
+  kg_shape s = ox_type(c, b)->shape;
+  int axis;
+  if (!ox_axis(c, n, ox_attr_int(n, "axis", 0), ra, &axis)) return b;
+  if (axis + s.rank > ra) {
+    ox_fail(c, n, "B of rank %d does not fit A of rank %d at axis %d", s.rank, ra, axis);
+    return b;
+  }
+  while (s.rank < ra - axis) s.dim[s.rank++] = 1;
+  return ox_reshape(c, b, &s);
+}
 
 /* Binary ops: ONNX requires equal dtypes (kiln's ops check it too). */
 #define KILN_BINARY(fn, op)                                          \
   static bool fn(ox_ctx *c, ox_node *n) {                            \
     if (!need_inputs(c, n, 2)) return false;                         \
-    return set(c, n, kb_binary(&c->g, op, n->in[0], n->in[1]));      \
+    return set(c, n, kb_binary(&c->g, op, n->in[0], operand_b(c, n))); \
   }
 KILN_BINARY(cv_add, KC_OP_ADD)
 KILN_BINARY(cv_sub, KC_OP_SUB)
@@ -72,7 +106,8 @@ KILN_BINARY(cv_xor, KC_OP_LOGICAL_XOR)
  * operand 0. */
 static bool expr_k(ox_ctx *c, ox_node *n, int k, const char *expr) {
   if (!need_inputs(c, n, k)) return false;
-  return set(c, n, ox_expr(c, expr, n->in, k, ox_type(c, n->in[0])->dtype));
+  kg_ref in[3] = {n->in[0], k > 1 ? operand_b(c, n) : KG_NOREF, k > 2 ? n->in[2] : KG_NOREF};
+  return set(c, n, ox_expr(c, expr, in, k, ox_type(c, n->in[0])->dtype));
 }
 
 /* A float-only activation with its attributes printed into the expression. */
@@ -86,7 +121,8 @@ static bool activation(ox_ctx *c, ox_node *n, const char *fmt, double a, double 
 static bool cv_div(ox_ctx *c, ox_node *n) {
   if (!need_inputs(c, n, 2)) return false;
   kiln_dtype dt = ox_type(c, n->in[0])->dtype;
-  if (kg_dtype_is_float(dt) || !kg_dtype_is_signed(dt)) return set(c, n, kb_binary(&c->g, KC_OP_DIV, n->in[0], n->in[1]));
+  if (kg_dtype_is_float(dt) || !kg_dtype_is_signed(dt))
+    return set(c, n, kb_binary(&c->g, KC_OP_DIV, n->in[0], operand_b(c, n)));
   /* ONNX (as C) truncates integer quotients; kiln's div floors */
   return expr_k(c, n, 2, "add(div(x0, x1), cast(and(ne(mod(x0, x1), 0), xor(lt(x0, 0), lt(x1, 0)))))");
 }
@@ -101,11 +137,19 @@ static bool cv_mod(ox_ctx *c, ox_node *n) {
   return expr_k(c, n, 2, "sub(mod(x0, x1), select(and(ne(mod(x0, x1), 0), xor(lt(x0, 0), lt(x1, 0))), x1, 0))");
 }
 
+/* The result has the base's dtype.  An integer base with a float exponent
+ * is computed in double and truncated (NumPy's pow(x, y).astype(x.dtype),
+ * which ONNX's cases use); otherwise the exponent is converted to the base's
+ * dtype. */
 static bool cv_pow(ox_ctx *c, ox_node *n) {
   if (!need_inputs(c, n, 2)) return false;
-  kiln_dtype dt = ox_type(c, n->in[0])->dtype;
-  kg_ref e = ox_cast(c, n->in[1], dt);
-  return set(c, n, kb_binary(&c->g, KC_OP_POW, n->in[0], e));
+  kiln_dtype dt = ox_type(c, n->in[0])->dtype, et = ox_type(c, n->in[1])->dtype;
+  kg_ref b = operand_b(c, n);
+  if (!kg_dtype_is_float(dt) && kg_dtype_is_float(et)) {
+    kg_ref in[2] = {n->in[0], b};
+    return set(c, n, ox_expr(c, "cast(pow(cast.f64(x0), cast.f64(x1)))", in, 2, dt));
+  }
+  return set(c, n, kb_binary(&c->g, KC_OP_POW, n->in[0], ox_cast(c, b, dt)));
 }
 
 /* Max, Min, Sum, Mean: variadic, broadcasting. */
@@ -117,6 +161,15 @@ static bool variadic(ox_ctx *c, ox_node *n, int op, bool mean) {
   if (mean) r = kb_binary(&c->g, KC_OP_DIV, r, kb_scalar(&c->g, ox_type(c, r)->dtype, n->n_in));
   return set(c, n, r);
 }
+static bool cv_bitshift(ox_ctx *c, ox_node *n) {
+  if (!need_inputs(c, n, 2)) return false;
+  const char *dir = ox_attr_string(c, n, "direction", NULL);
+  if (!dir || (strcmp(dir, "LEFT") && strcmp(dir, "RIGHT")))
+    return ox_fail(c, n, "attribute 'direction' must be LEFT or RIGHT");
+  int op = !strcmp(dir, "LEFT") ? KC_OP_LEFT_SHIFT : KC_OP_RIGHT_SHIFT;
+  return set(c, n, kb_binary(&c->g, op, n->in[0], n->in[1]));
+}
+
 static bool cv_max(ox_ctx *c, ox_node *n) { return variadic(c, n, KC_OP_MAXIMUM, false); }
 static bool cv_min(ox_ctx *c, ox_node *n) { return variadic(c, n, KC_OP_MINIMUM, false); }
 static bool cv_sum(ox_ctx *c, ox_node *n) { return variadic(c, n, KC_OP_ADD, false); }
@@ -182,7 +235,21 @@ static bool cv_shrink(ox_ctx *c, ox_node *n) {
   snprintf(e, sizeof e, "select(lt(x0, neg(%.17g)), add(x0, %.17g), select(gt(x0, %.17g), sub(x0, %.17g), 0))", l, b, l, b);
   return expr_k(c, n, 1, e);
 }
-static bool cv_prelu(ox_ctx *c, ox_node *n) { return expr_k(c, n, 2, "select(lt(x0, 0), mul(x0, x1), x0)"); }
+static bool cv_prelu(ox_ctx *c, ox_node *n) {
+  if (!need_inputs(c, n, 2)) return false;
+  const kg_type *xt = ox_type(c, n->in[0]), *st = ox_type(c, n->in[1]);
+  kg_ref slope = n->in[1];
+  /* before opset 7 a slope of C values is per channel (axis 1), not NumPy-broadcast */
+  if (c->opset < 7 && st->shape.rank == 1 && xt->shape.rank >= 2 && st->shape.dim[0] == xt->shape.dim[1] &&
+      st->shape.dim[0] != 1) {
+    kg_shape s = {.rank = xt->shape.rank - 1};
+    s.dim[0] = st->shape.dim[0];
+    for (int d = 1; d < s.rank; d++) s.dim[d] = 1;
+    slope = ox_reshape(c, slope, &s);
+  }
+  kg_ref in[2] = {n->in[0], slope};
+  return set(c, n, ox_expr(c, "select(lt(x0, 0), mul(x0, x1), x0)", in, 2, xt->dtype));
+}
 
 static bool cv_isnan(ox_ctx *c, ox_node *n) {
   if (!need_inputs(c, n, 1) || !want_float(c, n, 0)) return false;
@@ -197,9 +264,21 @@ static bool cv_isinf(ox_ctx *c, ox_node *n) {
   return set(c, n, ox_expr(c, e, n->in, 1, KILN_BOOL));
 }
 
+/* Cast-1 names its type ("FLOAT", "INT32", ...): the TensorProto number,
+ * or 0 when unknown. */
+static int64_t dtype_by_name(const Onnx__AttributeProto *a) {
+  for (int32_t t = 1; t <= 16; t++) {
+    const char *name = ox_dtype_name(t);
+    if (strlen(name) == a->s.len && !strncasecmp(name, (const char *)a->s.data, a->s.len)) return t;
+  }
+  return 0;
+}
+
 static bool cv_cast(ox_ctx *c, ox_node *n) {
   if (!need_inputs(c, n, 1)) return false;
   int64_t to = ox_attr_int(n, "to", 0);
+  const Onnx__AttributeProto *a = ox_attr(n, "to");
+  if (a && a->has_s) to = dtype_by_name(a);
   kiln_dtype dt;
   if (!ox_dtype((int32_t)to, &dt)) return ox_fail(c, n, "unsupported data type %s for 'to'", ox_dtype_name((int32_t)to));
   kg_ref r = ox_cast(c, n->in[0], dt);
@@ -230,6 +309,18 @@ const ox_op ox_ops_elementwise[] = {
     {"Cos", cv_cos},
     {"Sign", cv_sign},
     {"Not", cv_not},
+    {"Erf", cv_erf},
+    {"Round", cv_round},
+    {"Tan", cv_tan},
+    {"Asin", cv_asin},
+    {"Acos", cv_acos},
+    {"Atan", cv_atan},
+    {"Sinh", cv_sinh},
+    {"Cosh", cv_cosh},
+    {"Asinh", cv_asinh},
+    {"Acosh", cv_acosh},
+    {"Atanh", cv_atanh},
+    {"BitShift", cv_bitshift},
     {"Add", cv_add},
     {"Sub", cv_sub},
     {"Mul", cv_mul},

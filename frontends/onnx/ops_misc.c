@@ -48,7 +48,13 @@ static bool cv_dropout(ox_ctx *c, ox_node *n) {
   if (ox_has(n, 2)) {
     const kg_tensor *t = ox_const(c, n->in[2]);
     if (!t) return ox_fail(c, n, "training_mode must be a constant");
-    if (kg_tensor_get_i(t, 0)) return ox_fail(c, n, "training_mode=true is not supported (kiln imports inference graphs)");
+    const kg_tensor *ratio = ox_has(n, 1) ? ox_const(c, n->in[1]) : NULL;
+    if (kg_tensor_get_i(t, 0) && ox_has(n, 1) && !ratio)
+      return ox_fail(c, n, "input 1 ('%s') must be known at compile time in training mode", n->p->input[1]);
+    bool no_drop = ox_has(n, 1) ? ratio && kg_tensor_get_f(ratio, 0) == 0 : ox_attr_float(n, "ratio", 0.5) == 0;
+    /* training with ratio 0 keeps everything; any other ratio draws a mask */
+    if (kg_tensor_get_i(t, 0) && !no_drop)
+      return ox_fail(c, n, "training_mode=true with a non-zero ratio is not supported (kiln imports inference graphs)");
   }
   n->out[0] = kb_unary(&c->g, KC_OP_IDENTITY, n->in[0]);
   if (n->n_out > 1) {

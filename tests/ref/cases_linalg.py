@@ -27,6 +27,15 @@ SHAPES = [
     ((2, 1, 4, 3), (1, 3, 5, 4), True, True),      # [2,1] x [1,3] -> [2,3], transposed
     ((2, 2, 3, 4), (2, 2, 4, 2), False, False),    # rank 4, no broadcasting
     ((17, 33), (33, 9), False, False),             # odd sizes (vector remainders)
+    ((1, 9), (9, 5), False, False),                # M == 1: gemv, every transpose
+    ((9, 1), (9, 5), True, False),
+    ((1, 9), (5, 9), False, True),
+    ((9, 1), (5, 9), True, True),
+    ((6, 9), (9, 1), False, False),                # N == 1: gemv, every transpose
+    ((9, 6), (9, 1), True, False),
+    ((6, 9), (1, 9), False, True),
+    ((9, 6), (1, 9), True, True),
+    ((2, 1, 9), (2, 9, 5), False, False),          # batched gemv
     ((3, 0), (0, 4), False, False),                # empty inner dim -> zeros
     ((0, 3), (3, 4), False, False),                # empty result
     ((2, 0, 3), (3, 4), False, False),             # empty batch result

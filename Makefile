@@ -28,7 +28,8 @@ KC_CFLAGS = $(CFLAGS_COMMON) -I. -Icompiler -Iruntime -I$(B)/proto -I$(B)/onnx $
 
 RT_SRC  := $(wildcard runtime/*.c)
 KC_SRC  := $(wildcard compiler/ir/*.c compiler/passes/*.c compiler/ops/*.c compiler/lower/*.c compiler/driver/*.c \
-             frontends/onnx/*.c)
+             compiler/emitc/*.c \
+             frontends/onnx/*.c frontends/graphdef/*.c)
 KC_LIB_SRC := $(filter-out compiler/driver/main.c,$(KC_SRC))
 RT_OBJ  := $(RT_SRC:%.c=$(B)/%.o)
 KC_OBJ  := $(KC_LIB_SRC:%.c=$(B)/%.o)
@@ -50,7 +51,7 @@ DEB_PACKAGES := llvm-19-dev libopenblas-dev libcriterion-dev python3-numpy \
                 gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu libc6-dev-arm64-cross \
                 libc6-dev-riscv64-cross qemu-user graphviz clang-19 libclang-rt-19-dev \
                 python3-sklearn python3-torch protobuf-c-compiler libprotobuf-c-dev protobuf-compiler \
-                libonnx-dev python3-onnx libonnx-testdata nodejs
+                libonnx-dev python3-onnx libonnx-testdata libcjson-dev nodejs
 
 .PHONY: all deps run test test-sanitize fuzz bench install clean examples
 
@@ -124,7 +125,7 @@ $(B)/libkilnc.a: $(KC_OBJ) $(PB_OBJ) $(ONNX_PB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/kiln: $(B)/compiler/driver/main.o $(B)/libkilnc.a $(B)/libkilnrt.a
-	$(CC) $(SAN) -o $@ $(B)/compiler/driver/main.o $(B)/libkilnc.a $(LLVM_LIBS) -lm
+	$(CC) $(SAN) -o $@ $(B)/compiler/driver/main.o $(B)/libkilnc.a $(LLVM_LIBS) -lcjson -lm
 
 # ---- the two README commands -------------------------------------------------
 run: $(B)/kiln $(B)/libkilnrt.a
@@ -134,7 +135,7 @@ run: $(B)/kiln $(B)/libkilnrt.a
 $(B)/tests/unit: $(TEST_SRC) tests/testutil.h $(B)/libkilnc.a $(B)/libkilnrt.a
 	@mkdir -p $(dir $@)
 	$(CC) $(KC_CFLAGS) -Itests -o $@ $(TEST_SRC) $(B)/libkilnc.a $(B)/libkilnrt.a \
-	  $(LLVM_LIBS) -lcriterion -lopenblas -lpthread -lm
+	  $(LLVM_LIBS) -lcjson -lcriterion -lopenblas -lpthread -lm
 
 # ---- the digits data set of examples/train_digits*.kg ------------------------
 # sklearn's load_digits (python3-sklearn ships it: nothing is downloaded) as
@@ -160,17 +161,20 @@ test-threads: $(B)/libkilnrt.a
 	  tests/tsan/main.c $(B)/libkilnrt.a -lm
 	TSAN_OPTIONS=halt_on_error=1 $(B)/tests/queue_tsan
 
-fuzz: $(B)/fuzz_parser $(B)/fuzz_onnx
+fuzz: $(B)/fuzz_parser $(B)/fuzz_onnx $(B)/fuzz_graphdef
 	@mkdir -p $(B)/fuzz-corpus && cp examples/*.kg $(B)/fuzz-corpus/ 2>/dev/null; \
 	$(B)/fuzz_parser -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(B)/fuzz-corpus tests/fuzz/seeds
 	@mkdir -p $(B)/fuzz-onnx-corpus
 	$(B)/fuzz_onnx -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -rss_limit_mb=4096 $(B)/fuzz-onnx-corpus tests/fuzz/onnx-seeds
+	@mkdir -p $(B)/fuzz-graphdef-corpus
+	$(B)/fuzz_graphdef -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -rss_limit_mb=4096 $(B)/fuzz-graphdef-corpus \
+	  tests/fuzz/graphdef-seeds
 
 FUZZ_CC = clang-19 -std=c17 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -I. -Icompiler -Iruntime \
           -I$(B)/proto -I$(B)/onnx $(LLVM_CFLAGS)
 $(B)/fuzz_%: tests/fuzz/fuzz_%.c $(KC_LIB_SRC) $(KC_HEADERS) $(PB_STAMP) $(B)/onnx/onnx.pb-c.c | $(DEPS_STAMP)
 	@mkdir -p $(B)
-	$(FUZZ_CC) -o $@ $< $(KC_LIB_SRC) $(PB_C) $(B)/onnx/onnx.pb-c.c $(LLVM_LIBS) -lprotobuf-c -lm
+	$(FUZZ_CC) -o $@ $< $(KC_LIB_SRC) $(PB_C) $(B)/onnx/onnx.pb-c.c $(LLVM_LIBS) -lprotobuf-c -lcjson -lm
 
 # ---- ONNX models nobody here wrote, and ONNX Runtime as their reference -----
 # For tests/e2e/test_onnx_models.c and `make bench` (docs/onnx-bench.md); always
@@ -190,7 +194,20 @@ onnx-ref: $(ONNX_MODELS)/.stamp
 	  echo "make: ONNX Runtime was not fetched: the ONNX model tests skip and make bench times kiln alone"
 .PHONY: onnx-ref
 
+# ---- TensorFlow.js and its graph models: the TensorFlow importer's reference ----
+# bench/tf/fetch.sh npm-packs tfjs-core, -backend-cpu, -converter and
+# -backend-wasm 4.22.0 (pure JavaScript and .wasm) and @vladmandic/human 3.3.6
+# (its models/) into build/npm-cache/tfjs, once (a stamp); offline, the
+# tf_models/tf_pb tests skip and make bench says so.  docs/tensorflow.md.
+TF_CACHE := build/npm-cache/tfjs
+tf-ref:
+	@bench/tf/fetch.sh $(TF_CACHE) || \
+	  echo "make: TensorFlow.js was not fetched: the TensorFlow model tests skip and make bench leaves them out"
+.PHONY: tf-ref
+test: tf-ref
+
 bench: onnx-ref
+bench: tf-ref
 bench: $(B)/kiln $(B)/libkilnrt.a
 	@mkdir -p $(B)/bench
 	$(B)/kiln build -c bench/ew.kg -o $(B)/bench/ew.o
@@ -226,6 +243,11 @@ bench: $(B)/kiln $(B)/libkilnrt.a
 	  --kiln-mlp-ms $$(OPENBLAS_NUM_THREADS=1 $(B)/bench/bench mlp-gen)
 	@echo "== ONNX models: kiln against ONNX Runtime (onnxruntime-node 1.30.0), 1 and 2 threads"
 	$(PYTHON) bench/onnx/bench.py --kiln $(B)/kiln --build $(B) --out $(B)/bench
+	@echo "== TensorFlow.js graph models: kiln against TF.js's WebAssembly backend (tfjs-backend-wasm 4.22.0), one thread"
+	@node bench/tf/bench.js --kiln $(B)/kiln --build $(B) --out $(B)/bench || \
+	  echo "make: the TensorFlow.js benchmark did not run (node missing?)"
+	@echo "== the C backend (gcc -O3) against the LLVM backend (-O3), same baseline CPU, one thread (docs/c-backend.md)"
+	$(PYTHON) bench/cbackend/bench.py --kiln $(B)/kiln --out $(B)/bench/cbackend
 
 install: $(B)/kiln $(B)/libkilnrt.a $(CROSS_RT)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/kiln \

@@ -47,6 +47,7 @@ void kiln_inst_destroy(kiln_inst *inst) {
   kiln_coord_destroy(inst); /* no spawned thread outlives the instance */
   kiln_trace_destroy(inst);
   kiln_summary_destroy(inst); /* flushes and closes the event file */
+  if (kiln_gpu_stop) kiln_gpu_stop(inst);
   if (inst->queues && inst->desc) {
     for (int32_t i = 0; i < inst->desc->n_queues; i++) kiln_queue_free(inst->queues[i]);
   }
@@ -132,6 +133,8 @@ kiln_inst *kiln_inst_create_with_weights(const kiln_module_desc *desc, const cha
       kiln_fail(inst, *status, "initializer of module '%s' failed (status %d)",
                 desc->name ? desc->name : "?", *status);
   }
+  /* GPU-placed nodes: the driver, device memory, the variables uploaded */
+  if (*status == KILN_OK && desc->gpu && kiln_gpu_start) *status = kiln_gpu_start(inst);
   return inst;
 
 oom:

@@ -82,6 +82,56 @@ typedef struct kiln_weights_desc {
   int32_t *loaded;       /* non-zero once loaded (once per process; the runtime's lock guards it) */
 } kiln_weights_desc;
 
+/* ---- GPU-placed nodes (docs/gpu.md; runtime/cuda.c) ---- */
+
+/* A buffer on a GPU: a byte offset into that device's copy of the arena
+ * (space 0) or of the variable block (space 1). */
+typedef struct kiln_gpu_arg {
+  int32_t space;
+  int32_t reserved;
+  int64_t offset;
+} kiln_gpu_arg;
+
+/* One kernel launch of a GPU-placed node in one entry: the kernel's
+ * parameters are the args' device pointers, then the i64 `n`. */
+typedef struct kiln_gpu_kernel {
+  const char *node;   /* the node, for messages */
+  const char *symbol; /* the kernel's name in the PTX */
+  int32_t device;     /* GPU index */
+  int32_t n_args;
+  const kiln_gpu_arg *args;
+  int64_t n;          /* threads that do work */
+  int32_t block, grid;/* 1-D launch geometry */
+} kiln_gpu_kernel;
+
+/* A device_copy node in one entry: device -1 is host memory, whose address
+ * generated code passes at run time. */
+typedef struct kiln_gpu_copy {
+  const char *node;
+  int32_t src_device, dst_device;
+  kiln_gpu_arg src, dst; /* the device sides */
+  int64_t nbytes;
+} kiln_gpu_copy;
+
+/* A variable resident on a GPU (initialized on the host, then uploaded). */
+typedef struct kiln_gpu_var {
+  const char *name;
+  int32_t device;
+  int32_t reserved;
+  int64_t offset, nbytes; /* in the variable block */
+} kiln_gpu_var;
+
+typedef struct kiln_gpu_desc {
+  const char *ptx;        /* the PTX module of every kernel, NUL-terminated */
+  const char *arch;       /* what it was compiled for: "sm_80" */
+  int32_t soft_placement; /* no usable GPU: run the CPU code (else fail) */
+  int32_t n_devices;      /* 1 + the highest GPU index used */
+  int32_t n_kernels, n_copies, n_vars, reserved;
+  const kiln_gpu_kernel *kernels;
+  const kiln_gpu_copy *copies;
+  const kiln_gpu_var *vars;
+} kiln_gpu_desc;
+
 typedef struct kiln_module_desc {
   const char *name;
   int64_t vars_size;  /* bytes of variable storage, persists across runs */
@@ -93,6 +143,8 @@ typedef struct kiln_module_desc {
   int (*init)(kiln_inst *inst);    /* runs variable initializers */
   int (*program)(kiln_inst *inst); /* the module's program, or NULL */
   const kiln_weights_desc *weights; /* NULL: the constants are in the binary */
+  /* appended fields (older generated code leaves them zero) */
+  const kiln_gpu_desc *gpu; /* NULL: nothing runs on a GPU */
 } kiln_module_desc;
 
 /* The instance: state of one loaded module.  Generated code reads the first
@@ -236,6 +288,35 @@ void kiln_rt_trace_end(kiln_inst *inst, const char *node, const char *op, int64_
  * under `tag` (or "stepNNN") and a Chrome trace JSON file (trace-<tag>.json
  * in the writer's log directory, else the working directory); clears tracing. */
 int kiln_rt_trace_finish(kiln_inst *inst, const char *tag);
+
+/* ---- devices (docs/gpu.md; runtime/cuda.c, runtime/devices.c) ---- */
+
+/* Non-zero when this instance runs its GPU-placed nodes on GPUs; zero when
+ * it runs their CPU code (no GPU, soft placement).  Cheap: one load. */
+int32_t kiln_rt_gpu_active(kiln_inst *inst);
+/* Launches kernel `k` of desc->gpu->kernels (asynchronously). */
+int kiln_rt_gpu_launch(kiln_inst *inst, int32_t k);
+/* Runs copy `c` of desc->gpu->copies; host_src / host_dst are the host
+ * sides (unused for a device side). */
+int kiln_rt_gpu_copy(kiln_inst *inst, int32_t c, const void *host_src, void *host_dst);
+/* Waits for the GPUs' queued work; reports a failed kernel (its node). */
+int kiln_rt_gpu_sync(kiln_inst *inst);
+/* Downloads the GPU-resident variables into inst->vars (before a save) /
+ * uploads them (after a restore).  No-ops without an active GPU. */
+int kiln_rt_gpu_vars_to_host(kiln_inst *inst);
+int kiln_rt_gpu_vars_to_device(kiln_inst *inst);
+
+/* An entry whose nodes sit on several CPU devices (cpu:0, cpu:1, ...) runs
+ * as one function per device, concurrently, each on a thread of its own
+ * (partition 0 on the caller's).  A partition waits for an event before it
+ * reads what another one made, and signals the events it makes. */
+typedef int (*kiln_part_fn)(kiln_inst *inst, const void *in, void *out, void *sync);
+int kiln_rt_run_parts(kiln_inst *inst, const void *in, void *out, int32_t n_parts,
+                      const kiln_part_fn *parts, int32_t n_events);
+/* KILN_OK once event `e` was signalled; non-zero when another partition
+ * failed (the run is abandoned; the failing partition's status is kept). */
+int kiln_rt_part_wait(void *sync, int32_t e);
+void kiln_rt_part_signal(void *sync, int32_t e);
 
 /* ---- .npy files ---- */
 

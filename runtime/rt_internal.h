@@ -63,10 +63,12 @@ extern _Thread_local int kiln_rt_enqueue_closed;
 struct kiln_coord;   /* runtime/coord.c: threads and the coordinator */
 struct kiln_summary; /* runtime/summary.c: the event-file writer */
 struct kiln_trace;   /* runtime/trace.c: traced runs */
+struct kiln_gpu;     /* runtime/cuda.c: the CUDA driver, device memory */
 struct kiln_services {
   struct kiln_coord *coord;
   struct kiln_summary *summary;
   struct kiln_trace *trace;
+  struct kiln_gpu *gpu;
 };
 
 /* inst->services, allocated on first use (runtime/coord.c); NULL when out of
@@ -78,5 +80,16 @@ struct kiln_services *kiln_services(kiln_inst *inst);
  * coordinator.  kiln_inst_destroy calls it first: no thread outlives the
  * instance. */
 void kiln_coord_destroy(kiln_inst *inst);
+
+/* ---- GPUs (runtime/cuda.c) ---- */
+
+/* Brings up the GPUs of a module with desc->gpu after its initializer ran:
+ * loads the CUDA driver, the PTX, allocates device memory and uploads the
+ * GPU-resident variables; or, where that is impossible, falls back to the
+ * CPU code (soft placement, said once on stderr) or fails with a message.
+ * Weak: only binaries whose generated code calls the GPU runtime link it. */
+int kiln_gpu_start(kiln_inst *inst) __attribute__((weak));
+/* Frees the device memory and contexts of an instance (weak, as above). */
+void kiln_gpu_stop(kiln_inst *inst) __attribute__((weak));
 
 #endif

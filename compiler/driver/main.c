@@ -2,6 +2,7 @@
  * Reference: docs/cli.md. */
 #include "driver/pipeline.h"
 #include "ir/ops.h"
+#include "passes/place.h"
 #include "passes/plan.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,24 +20,33 @@ static const char usage[] =
     "  emit FILE         print one stage (--emit=KIND; default graph)\n"
     "  check FILE        parse and verify only\n"
     "  import FILE.onnx  print an ONNX model as a .kg graph (-o FILE.kg; default stdout)\n"
+    "  import FILE.pb | model.json  the same for a TensorFlow frozen graph or a TF.js graph model\n"
     "  inspect --vars FILE  list the variables (after expansion: slots, EMA shadows) with trainable and collections\n"
     "  ops               list the ops kiln knows (--markdown for docs)\n"
     "\n"
     "options:\n"
     "  -o FILE               output file ('-' is stdout for text stages)\n"
-    "  --emit=KIND           graph | opt-graph | llvm | opt-llvm | asm | obj | ptx | dot | exe | lib\n"
-    "  --print-after=PASS    print the graph after PASS (parse, verify, expand, autodiff, cse, dce, fuse, plan, all) to stderr\n"
+    "  --emit=KIND           graph | opt-graph | llvm | opt-llvm | asm | obj | ptx | dot | exe | lib | c\n"
+    "  --backend=KIND        llvm (default) or c: portable C99 compiled by the system compiler (docs/c-backend.md)\n"
+    "  --print-after=PASS    print the graph after PASS (parse, verify, expand, autodiff, cse, dce, fuse, place, plan, all) to stderr\n"
     "  -O0 .. -O3            LLVM optimization level (default -O2)\n"
     "  --target=TRIPLE       e.g. aarch64-linux-gnu, riscv64-linux-gnu (default: this machine)\n"
     "  --cpu=CPU             target CPU (default: x86-64-v2 / generic); 'native' tunes for this machine\n"
     "  --features=LIST       target features, e.g. +avx2 or +m,+a,+f,+d,+c\n"
     "  --blas=KIND           f32/f64 matmul: openblas (cblas_sgemm/dgemm, -lopenblas; the default for this\n"
     "                        machine) or generated (kiln's own GEMM for the target; the default with --target)\n"
-    "  --gpu-arch=SM         GPU architecture for --emit=ptx (default sm_80)\n"
+    "  --gpu-arch=SM         GPU architecture of the kernels (--emit=ptx, and what binaries embed; default sm_80)\n"
+    "  --soft-placement      GPU-placed ops without a GPU kernel run on the CPU (TF's allow_soft_placement),\n"
+    "                        and so does the whole binary where it finds no usable GPU\n"
+    "  --device-map=MAP      rename devices before placement: gpu=cpu, gpu:1=cpu:1, ... (comma-separated)\n"
     "  --cc=CC               C compiler driver used to link (default: $KILN_CC or cc; <triple>-gcc with --target)\n"
     "  --static              link a static executable (nothing needed on the machine that runs it)\n"
     "  --input-shape NAME=D0,D1,...  size of an imported model's input with dynamic dimensions\n"
     "  --input-value NAME=V0,V1,...  make an imported model's input a constant (e.g. a sample rate)\n"
+    "  --feed NAME[:0]       TensorFlow graphs: a tensor the entry takes as input (default: the Placeholders)\n"
+    "  --fetch NAME[:K]      TensorFlow graphs: a tensor the entry returns (default: the signature's outputs,\n"
+    "                        else the nodes nothing consumes); repeatable\n"
+    "  --fetch-all           TensorFlow graphs: every converted tensor is an output too (node-by-node diffs)\n"
     "  --weights-file        constants in a file beside the output (OUT.weights; -c: model.o -> model.weights),\n"
     "                        not in it; the binary loads and checks it at start\n"
     "  --version, --help\n";
@@ -159,7 +169,7 @@ int main(int argc, char **argv) {
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) o.opt_level = a[2] - '0';
     else if ((v = optval(argc, argv, &i, "--emit"))) {
       if (!kc_emit_parse(v, &o.emit)) {
-        fprintf(stderr, "kiln: unknown --emit kind '%s' (graph, opt-graph, llvm, opt-llvm, asm, obj, ptx, dot, exe, lib)\n", v);
+        fprintf(stderr, "kiln: unknown --emit kind '%s' (graph, opt-graph, llvm, opt-llvm, asm, obj, ptx, dot, exe, lib, c)\n", v);
         return 2;
       }
       emit_given = true;
@@ -167,7 +177,7 @@ int main(int argc, char **argv) {
       bool known = !strcmp(v, "all");
       for (const char *const *p = kc_pass_names(); *p; p++) known |= !strcmp(*p, v);
       if (!known) {
-        fprintf(stderr, "kiln: unknown pass '%s' for --print-after (parse, verify, expand, autodiff, cse, dce, fuse, plan, all)\n", v);
+        fprintf(stderr, "kiln: unknown pass '%s' for --print-after (parse, verify, expand, autodiff, cse, dce, fuse, place, plan, all)\n", v);
         return 2;
       }
       o.print_after = v;
@@ -194,10 +204,36 @@ int main(int argc, char **argv) {
       o.gpu_arch = v;
     }
     else if ((v = optval(argc, argv, &i, "--cc"))) o.cc = v;
+    else if ((v = optval(argc, argv, &i, "--backend"))) {
+      if (strcmp(v, "llvm") && strcmp(v, "c")) {
+        fprintf(stderr, "kiln: unknown --backend '%s' (llvm, c)\n", v);
+        return 2;
+      }
+      o.backend = v;
+    }
     else if (!strcmp(a, "--weights-file")) o.weights_file = true;
     else if (!strcmp(a, "--static")) o.static_link = true;
+    else if (!strcmp(a, "--soft-placement")) o.soft_placement = true;
+    else if ((v = optval(argc, argv, &i, "--device-map"))) {
+      char err[200];
+      if (!kc_device_map_check(v, err, sizeof err)) {
+        fprintf(stderr, "kiln: %s\n", err);
+        return 2;
+      }
+      o.device_map = v;
+    }
     else if ((v = optval(argc, argv, &i, "--input-shape")) || (v = optval(argc, argv, &i, "--input-value"))) {
       if (!add_input_spec(&imp, v, !strncmp(a, "--input-shape", 13))) return 2;
+    }
+    else if (!strcmp(a, "--fetch-all")) imp.fetch_all = true;
+    else if ((v = optval(argc, argv, &i, "--feed")) || (v = optval(argc, argv, &i, "--fetch"))) {
+      bool feed = !strncmp(a, "--feed", 6);
+      int *count = feed ? &imp.n_feeds : &imp.n_fetches;
+      const char **list = realloc((void *)(feed ? imp.feeds : imp.fetches), sizeof(char *) * (size_t)(*count + 1));
+      if (!list) return 2;
+      list[(*count)++] = v;
+      if (feed) imp.feeds = list;
+      else imp.fetches = list;
     }
     else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "kiln: unknown option '%s'\n%s", a, usage);
@@ -222,7 +258,8 @@ int main(int argc, char **argv) {
   bool ok;
   if (!strcmp(cmd, "check")) { /* everything but code generation */
     kg_module *m = kc_load(o.input, o.import, &d);
-    ok = m && kc_run_passes(m, o.print_after, stderr, &d) && kc_plan_module(m, &d);
+    kc_place_options po = {o.soft_placement, o.device_map};
+    ok = m && kc_run_passes_with(m, &po, o.print_after, stderr, &d) && kc_plan_module(m, &d);
     kc_module_free(m);
   } else {
     ok = kc_compile(&o, &d);

@@ -1,12 +1,14 @@
 /* pipeline.c — the compiler as one visible sequence (see pipeline.h).
  *
- *   parse -> verify -> [passes: expand, autodiff, cse, dce, fuse, dce] -> plan -> lower -> opt -> emit -> link
+ *   parse -> verify -> [passes: expand, autodiff, cse, dce, fuse, dce, place] -> plan -> lower -> opt -> emit -> link
  *
  * The pass list is the table `passes` below: adding a pass means adding a
  * line.  `--print-after=NAME` prints the graph after that pass ("all":
  * after every pass). */
 #include "driver/pipeline.h"
 #include "driver/outputs.h"
+#include "emitc/emitc.h"
+#include "frontends/graphdef/graphdef_import.h"
 #include "frontends/onnx/onnx_import.h"
 #include "ir/parse.h"
 #include "ir/print.h"
@@ -15,6 +17,7 @@
 #include "lower/weights.h"
 #include "passes/autodiff.h"
 #include "passes/passes.h"
+#include "passes/place.h"
 #include "passes/plan.h"
 #include "passes/verify.h"
 #include <llvm-c/Analysis.h>
@@ -32,9 +35,10 @@ static const struct {
     {"dce", kc_pass_dce},
     {"fuse", kc_pass_fuse},
     {"dce", kc_pass_dce}, /* what fusion left unused */
+    {"place", NULL},      /* kc_pass_place, with its options: devices, copies (passes/place.c) */
 };
 
-static const char *const pass_names[] = {"parse", "verify", "expand", "autodiff", "cse", "dce", "fuse", "plan", NULL};
+static const char *const pass_names[] = {"parse", "verify", "expand", "autodiff", "cse", "dce", "fuse", "place", "plan", NULL};
 
 const char *const *kc_pass_names(void) { return pass_names; }
 
@@ -44,7 +48,8 @@ bool kc_emit_parse(const char *name, kc_emit *out) {
     kc_emit e;
   } names[] = {{"graph", KC_EMIT_GRAPH}, {"opt-graph", KC_EMIT_OPT_GRAPH}, {"llvm", KC_EMIT_LLVM},
                {"opt-llvm", KC_EMIT_OPT_LLVM}, {"asm", KC_EMIT_ASM}, {"obj", KC_EMIT_OBJ},
-               {"ptx", KC_EMIT_PTX}, {"dot", KC_EMIT_DOT}, {"exe", KC_EMIT_EXE}, {"lib", KC_EMIT_LIB}};
+               {"ptx", KC_EMIT_PTX}, {"dot", KC_EMIT_DOT}, {"exe", KC_EMIT_EXE}, {"lib", KC_EMIT_LIB},
+               {"c", KC_EMIT_C}};
   for (size_t i = 0; i < sizeof names / sizeof *names; i++)
     if (!strcmp(name, names[i].name)) {
       *out = names[i].e;
@@ -63,6 +68,11 @@ static void dump(FILE *f, const char *pass, const kg_module *m) {
 }
 
 kg_module *kc_read_input(const char *path, const kc_import_options *io, kc_diag *d) {
+  if (kc_is_graphdef_path(path)) return kc_graphdef_import(path, io, d); /* TensorFlow: .pb, TF.js model.json */
+  if (io && (io->n_feeds || io->n_fetches || io->fetch_all)) {
+    kc_error(d, (kc_loc){path, 0, 0}, "--feed, --fetch and --fetch-all apply to TensorFlow graphs (.pb, model.json)");
+    return NULL;
+  }
   if (kc_is_onnx_path(path)) return kc_onnx_import(path, io, d);
   if (io && io->n_inputs) {
     kc_error(d, (kc_loc){path, 0, 0}, "--input-shape and --input-value apply to imported models (.onnx), not to .kg files");
@@ -81,8 +91,13 @@ kg_module *kc_load(const char *path, const kc_import_options *io, kc_diag *d) {
 }
 
 bool kc_run_passes(kg_module *m, const char *print_after, FILE *out, kc_diag *d) {
+  return kc_run_passes_with(m, NULL, print_after, out, d);
+}
+
+bool kc_run_passes_with(kg_module *m, const kc_place_options *po, const char *print_after, FILE *out, kc_diag *d) {
   for (size_t i = 0; i < sizeof passes / sizeof *passes; i++) {
-    if (!passes[i].run(m, d) || !kc_verify(m, d)) return false;
+    bool ok = passes[i].run ? passes[i].run(m, d) : kc_pass_place(m, po, d);
+    if (!ok || !kc_verify(m, d)) return false;
     if (wants(print_after, passes[i].name)) dump(out, passes[i].name, m);
   }
   return true;
@@ -143,6 +158,8 @@ static bool backend(const kc_options *o, kg_module *m, const kc_plan *p, kc_diag
     return false;
   }
   t.generated_blas = o->blas ? !strcmp(o->blas, "generated") : !t.is_host;
+  t.gpu_arch = o->gpu_arch;
+  t.soft_placement = o->soft_placement;
   LLVMContextRef C = LLVMContextCreate();
   bool exe = o->emit == KC_EMIT_EXE;
   /* --weights-file: beside the executable or object; the IR forms only name it */
@@ -196,7 +213,8 @@ bool kc_compile(const kc_options *o, kc_diag *d) {
     kc_module_free(m);
     return ok;
   }
-  ok = ok && kc_run_passes(m, o->print_after, dumpf, d);
+  kc_place_options po = {o->soft_placement, o->device_map};
+  ok = ok && kc_run_passes_with(m, &po, o->print_after, dumpf, d);
   kc_plan *p = ok ? kc_plan_module(m, d) : NULL;
   ok = p != NULL;
   if (ok && wants(o->print_after, "plan")) {
@@ -216,6 +234,8 @@ bool kc_compile(const kc_options *o, kc_diag *d) {
       }
       ok = close_out(f) && ok;
     }
+  } else if (ok && (o->emit == KC_EMIT_C || (o->backend && !strcmp(o->backend, "c")))) {
+    ok = kc_emitc_compile(o, m, p, d); /* the portable C backend (compiler/emitc/) */
   } else if (ok) {
     ok = backend(o, m, p, d);
   }

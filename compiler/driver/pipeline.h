@@ -18,7 +18,8 @@ typedef enum kc_emit {
   KC_EMIT_PTX,       /* PTX of the GPU-placed nodes */
   KC_EMIT_DOT,       /* Graphviz */
   KC_EMIT_EXE,       /* standalone executable */
-  KC_EMIT_LIB        /* object + C header for embedding */
+  KC_EMIT_LIB,       /* object + C header for embedding */
+  KC_EMIT_C          /* portable C99 and the header (the C backend, compiler/emitc/) */
 } kc_emit;
 
 typedef struct kc_options {
@@ -37,6 +38,10 @@ typedef struct kc_options {
   bool weights_file;    /* --weights-file: constants in <output>.weights, not in the binary */
   FILE *dump;           /* where --print-after writes (stderr) */
   const kc_import_options *import; /* --input-shape / --input-value for imported models */
+  bool soft_placement;  /* --soft-placement: GPU-placed ops without a GPU kernel run on the CPU, and so
+                           does a binary started without a usable GPU (docs/gpu.md) */
+  const char *device_map; /* --device-map FROM=TO,...: rename devices before placement */
+  const char *backend;  /* --backend: NULL or "llvm", or "c" (portable C, compiler/emitc/, docs/c-backend.md) */
 } kc_options;
 
 /* Parses the emit name ("graph", "opt-llvm", "exe", ...); false if unknown. */
@@ -52,5 +57,9 @@ kg_module *kc_read_input(const char *path, const kc_import_options *io, kc_diag 
 kg_module *kc_load(const char *path, const kc_import_options *io, kc_diag *d);
 /* Runs the pass list on a verified module, printing after `print_after`. */
 bool kc_run_passes(kg_module *m, const char *print_after, FILE *dump, kc_diag *d);
+/* The same with the placement pass's options (NULL: hard placement, no map). */
+struct kc_place_options;
+bool kc_run_passes_with(kg_module *m, const struct kc_place_options *place, const char *print_after, FILE *dump,
+                        kc_diag *d);
 
 #endif

@@ -78,8 +78,8 @@ LLVMValueRef kl_emit_descriptor(kl_ctx *L, const char *sym, LLVMValueRef *entry_
   LLVMStructSetBody(qty, qf, 7, 0);
   LLVMTypeRef mty = LLVMStructCreateNamed(L->C, "kiln_module_desc");
   LLVMTypeRef mf[] = {L->t_ptr, L->t_i64, L->t_i64, L->t_i32, L->t_i32, L->t_i32, L->t_i32,
-                      L->t_ptr, L->t_ptr, L->t_ptr, L->t_ptr, L->t_ptr, L->t_ptr};
-  LLVMStructSetBody(mty, mf, 13, 0);
+                      L->t_ptr, L->t_ptr, L->t_ptr, L->t_ptr, L->t_ptr, L->t_ptr, L->t_ptr};
+  LLVMStructSetBody(mty, mf, 14, 0);
 
   int nv = 0, nq = 0;
   LLVMValueRef *vars = calloc((size_t)m->n_nodes + 1, sizeof(LLVMValueRef));
@@ -114,12 +114,13 @@ LLVMValueRef kl_emit_descriptor(kl_ctx *L, const char *sym, LLVMValueRef *entry_
                       global_array(L, ety, entries, m->n_entries, "entries"),
                       init,
                       program ? program : LLVMConstNull(L->t_ptr),
-                      L->target->weights ? kl_emit_weights_desc(L, L->target->weights, sym) : LLVMConstNull(L->t_ptr)};
+                      L->target->weights ? kl_emit_weights_desc(L, L->target->weights, sym) : LLVMConstNull(L->t_ptr),
+                      kl_gpu_descriptor(L)};
   free(vars);
   free(queues);
   free(entries);
   LLVMValueRef desc = LLVMAddGlobal(L->M, mty, kc_sprintf(m->arena, "%s_desc", sym));
-  LLVMSetInitializer(desc, LLVMConstNamedStruct(mty, f, 13));
+  LLVMSetInitializer(desc, LLVMConstNamedStruct(mty, f, 14));
   LLVMSetGlobalConstant(desc, 1);
   return desc;
 }

@@ -82,6 +82,8 @@ static void trace_call(kl_ctx *L, LLVMValueRef tracing, int v, bool begin) {
 static bool lower_entry(kl_ctx *L, int ei, LLVMValueRef fn) {
   const kg_entry *e = &L->m->entries[ei];
   const kc_entry_plan *ep = &L->plan->entries[ei];
+  bool part_ok;
+  if (kl_lower_partitioned_entry(L, ei, fn, &part_ok)) return part_ok; /* several CPU devices */
   L->entry = e;
   L->ep = ep;
   begin_function(L, fn);
@@ -96,7 +98,7 @@ static bool lower_entry(kl_ctx *L, int ei, LLVMValueRef fn) {
     const kg_node *n = &L->m->nodes[v];
     bool work = n->op != KC_OP_VARIABLE && n->op != KC_OP_PLACEHOLDER && n->op != KC_OP_CONST && n->op != KC_OP_QUEUE;
     if (work) trace_call(L, tracing, v, true);
-    if (!kc_ops[n->op].lower(L, v)) return false;
+    if (!kl_lower_node(L, v)) return false;
     if (work) trace_call(L, tracing, v, false);
   }
   for (int i = 0; i < e->n_fetches; i++) {
@@ -105,6 +107,7 @@ static bool lower_entry(kl_ctx *L, int ei, LLVMValueRef fn) {
     LLVMValueRef dst = LLVMBuildGEP2(L->B, L->t_i8, L->out_struct, &idx, 1, "");
     kl_memcpy(L, dst, kl_ref_ptr(L, e->fetches[i]), kg_type_bytes(kg_ref_type(L->m, e->fetches[i])));
   }
+  kl_gpu_entry_end(L);
   end_function(L);
   L->ep = NULL;
   L->entry = NULL;
@@ -365,7 +368,7 @@ LLVMModuleRef kl_lower_module(kg_module *m, const kc_plan *plan, const kc_target
   kl_ctx L;
   init_ctx(&L, m, plan, t, C, M, d);
   const char *sym = kc_symbol_prefix(m);
-  bool ok = true;
+  bool ok = kl_gpu_host_begin(&L);
   LLVMValueRef *fns = calloc((size_t)m->n_entries + 1, sizeof(LLVMValueRef));
   for (int i = 0; i < m->n_entries; i++) {
     char name[512];
@@ -398,6 +401,7 @@ LLVMModuleRef kl_lower_module(kg_module *m, const kc_plan *plan, const kc_target
   }
   free(fns);
   free(L.node_const);
+  kl_gpu_host_end(&L);
   LLVMDisposeBuilder(L.B);
   if (!ok || d->n_errors) {
     LLVMDisposeModule(M);

@@ -43,6 +43,8 @@ typedef struct kl_ctx {
   LLVMValueRef kernel_index;
   LLVMValueRef *kernel_args; /* per operand, then per output: data pointers */
   bool gpu;
+  /* host code for GPU-placed nodes and device partitions (lower/gpu_host.c) */
+  struct kl_gpu_host *gpu_host;
 } kl_ctx;
 
 /* ---- buffers ---- */
@@ -136,6 +138,24 @@ bool kl_emit_map(kl_ctx *L, int node, const struct kc_expr *expr);
 /* Emits `<sym>_desc`, the kiln_module_desc of runtime/kilnrt.h. */
 LLVMValueRef kl_emit_descriptor(kl_ctx *L, const char *sym, LLVMValueRef *entry_fns, LLVMValueRef init,
                                 LLVMValueRef program);
+
+/* ---- devices (lower/gpu_host.c, lower/gpu_parts.c; docs/gpu.md) ---- */
+
+/* Prepares the GPU path of a host module (the embedded PTX); false after
+ * errors.  Without GPU work, or for a --target, GPU-placed nodes simply run
+ * their CPU code. */
+bool kl_gpu_host_begin(kl_ctx *L);
+void kl_gpu_host_end(kl_ctx *L);
+/* Lowers one scheduled node: its CPU code, and for GPU-placed work the
+ * launch or copy the runtime runs instead when a GPU is active. */
+bool kl_lower_node(kl_ctx *L, int node);
+/* At the end of an entry: waits for the GPUs when the entry used them. */
+void kl_gpu_entry_end(kl_ctx *L);
+/* The `gpu` field of the module descriptor: a kiln_gpu_desc, or null. */
+LLVMValueRef kl_gpu_descriptor(kl_ctx *L);
+/* An entry whose nodes sit on several CPU devices: lowers it as one
+ * function per device run by kiln_rt_run_parts (true: handled here). */
+bool kl_lower_partitioned_entry(kl_ctx *L, int entry, LLVMValueRef fn, bool *ok);
 
 /* ---- whole-module lowering (lower/lower.c) ---- */
 

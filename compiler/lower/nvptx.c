@@ -1,12 +1,15 @@
 /* nvptx.c — GPU kernels through LLVM's NVPTX back end.
  *
- * Each GPU-placed elementwise node becomes one kernel
- *     <module>_<node>(ptr in0, ..., ptr out, i64 n)
- * in which thread i computes element i through the same loop-nest emitter
- * (kl_emit_map) that the CPU uses, in its one-element form.  Kernels carry
- * the PTX kernel calling convention (LLVM 22 ignores nvvm.annotations);
- * transcendental math is linked from libdevice, and everything but the
- * kernels is internalized so the optimizer drops what is unused. */
+ * Each GPU-placed node with a kernel (lower/gpu_kernels.c says which)
+ * becomes one kernel
+ *     <module>_<node>(ptr operand..., ptr result..., i64 n)
+ * in which thread i < n does unit i of the node's work; elementwise work
+ * goes through the same loop-nest emitter (kl_emit_map) that the CPU uses,
+ * in its one-element form.  Kernels carry the PTX kernel calling convention
+ * (LLVM 22 ignores nvvm.annotations); transcendental math is linked from
+ * libdevice, and everything but the kernels is internalized so the
+ * optimizer drops what is unused.  Host binaries embed the same PTX
+ * (lower/gpu_host.c). */
 #include "lower/nvptx.h"
 #include "ir/expr.h"
 #include "lower/lower.h"
@@ -31,13 +34,24 @@ static LLVMValueRef sreg(kl_ctx *L, const char *name) {
   return LLVMBuildZExt(L->B, LLVMBuildCall2(L->B, fty, fn, NULL, 0, ""), L->t_i64, "");
 }
 
-static bool emit_kernel(kl_ctx *L, int v, const char *sym) {
+const char *kc_gpu_kernel_symbol(kg_module *m, int v) {
+  return kc_sprintf(m->arena, "%s_%s", kc_symbol_prefix(m), kc_symbol(m->arena, m->nodes[v].name));
+}
+
+bool kc_gpu_is_kernel(const kg_module *m, int v) {
+  const kg_node *n = &m->nodes[v];
+  kc_gpu_kind k = kc_gpu_kind_of(m, v);
+  return !n->dead && n->device && !strncmp(n->device, "gpu:", 4) && k != KC_GPU_NONE && k != KC_GPU_NOCODE;
+}
+
+static bool emit_kernel(kl_ctx *L, int v) {
   const kg_node *n = &L->m->nodes[v];
-  int np = n->n_in + 1;
-  LLVMTypeRef params[66];
+  int np = n->n_in + n->n_out;
+  if (np > 64) return kc_error(L->diag, n->loc, "'%s' has too many operands for a GPU kernel (%d; at most 64)", n->name, np);
+  LLVMTypeRef params[65];
   for (int i = 0; i < np; i++) params[i] = L->t_ptr;
   params[np] = L->t_i64;
-  LLVMValueRef fn = LLVMAddFunction(L->M, kc_sprintf(L->m->arena, "%s_%s", sym, kc_symbol(L->m->arena, n->name)),
+  LLVMValueRef fn = LLVMAddFunction(L->M, kc_gpu_kernel_symbol(L->m, v),
                                     LLVMFunctionType(L->t_void, params, (unsigned)np + 1, 0));
   LLVMSetFunctionCallConv(fn, PTX_KERNEL_CC);
   L->fn = fn;
@@ -55,9 +69,7 @@ static bool emit_kernel(kl_ctx *L, int v, const char *sym) {
   for (int k = 0; k < np; k++) args[k] = LLVMGetParam(fn, (unsigned)k);
   L->kernel_args = args;
   L->kernel_index = i;
-  char err[160];
-  const kc_expr *e = kc_node_expr(L->m->arena, n, err, sizeof err);
-  bool ok = e ? kl_emit_map(L, v, e) : kc_error(L->diag, n->loc, "%s", err);
+  bool ok = kl_gpu_emit_body(L, v, i);
   L->kernel_args = NULL;
   L->kernel_index = NULL;
   LLVMBuildBr(L->B, done);
@@ -121,13 +133,11 @@ int kc_emit_ptx(kg_module *m, const kc_plan *p, const char *arch, int opt_level,
   L.t_f64 = LLVMDoubleTypeInContext(C);
   L.t_ptr = LLVMPointerTypeInContext(C, 0);
   L.gpu = true;
-  const char *sym = kc_symbol_prefix(m);
   int kernels = 0;
   bool ok = true;
   for (int v = 0; ok && v < m->n_nodes; v++) {
-    const kg_node *n = &m->nodes[v];
-    if (n->dead || !n->device || strncmp(n->device, "gpu:", 4) || !(kc_ops[n->op].flags & KC_OP_ELEMENTWISE)) continue;
-    ok = emit_kernel(&L, v, sym);
+    if (!kc_gpu_is_kernel(m, v)) continue;
+    ok = emit_kernel(&L, v);
     kernels++;
   }
   LLVMDisposeBuilder(L.B);
@@ -160,4 +170,22 @@ int kc_emit_ptx(kg_module *m, const kc_plan *p, const char *arch, int opt_level,
   LLVMContextDispose(C);
   kc_target_dispose(&t);
   return ok ? kernels : -1;
+}
+
+char *kc_emit_ptx_string(kg_module *m, const kc_plan *p, const char *arch, int opt_level, int *kernels, kc_diag *d) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (!f) {
+    kc_error(d, (kc_loc){0}, "out of memory");
+    return NULL;
+  }
+  int k = kc_emit_ptx(m, p, arch, opt_level, f, d);
+  fclose(f);
+  if (k < 0) {
+    free(text);
+    return NULL;
+  }
+  if (kernels) *kernels = k;
+  return text;
 }

@@ -20,6 +20,8 @@ typedef struct kc_target {
   bool generated_blas;  /* f32/f64 matmul as generated loops (lower/gemm.c), not cblas (--blas) */
   struct kl_weights *weights; /* --weights-file: constants go there, not into the object (lower/weights.h) */
   LLVMTargetMachineRef tm;
+  const char *gpu_arch; /* --gpu-arch of the kernels a host binary embeds (NULL: sm_80) */
+  bool soft_placement;  /* --soft-placement: the binary may run its GPU nodes' CPU code (docs/gpu.md) */
 } kc_target;
 
 /* Resolves a user triple ("aarch64-linux-gnu", NULL for the host), CPU and

@@ -251,7 +251,13 @@ bool kc_pass_autodiff(kg_module *m, kc_diag *d) {
   bool any = false;
   for (int v = 0; v < n; v++)
     if (!m->nodes[v].dead && m->nodes[v].op == KC_OP_GRADIENTS) {
+      int first = m->n_nodes;
+      const char *dev = m->nodes[v].device;
       if (!expand(m, v, d)) return false;
+      /* TF places gradient ops under the device scope gradients() was
+       * called in: the nodes built here take the gradients node's device */
+      for (int w = first; dev && w < m->n_nodes; w++)
+        if (!m->nodes[w].device) m->nodes[w].device = dev;
       any = true;
     }
   /* a gradients node may have been fed to another: those refs moved, so

@@ -1,5 +1,6 @@
 /* plan.c — scheduling and memory planning (see plan.h for the model). */
 #include "passes/plan.h"
+#include "passes/place.h"
 #include "ir/ops.h"
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,9 @@ static int64_t field(int64_t *size, const kg_type *t, int64_t *max_align) {
 
 static bool plan_entry(kg_module *m, kc_plan *p, const kg_entry *e, kc_entry_plan *ep, kc_diag *d) {
   if (!schedule(m, e, ep, d)) return false;
+  /* nodes on several CPU devices run concurrently (place.h), so the
+   * schedule's order of last reads does not hold: no arena reuse there */
+  bool concurrent = kc_entry_partitions(m, ep->sched, ep->n_sched) > 1;
   ep->slots = kc_alloc(m->arena, sizeof(kc_slot) * ((size_t)p->n_slots + 1));
   /* the in/out structs */
   int64_t size = 0, al = 1;
@@ -306,7 +310,7 @@ static bool plan_entry(kg_module *m, kc_plan *p, const kg_entry *e, kc_entry_pla
                              : p->out_base[v] + (j - n->n_in);
         dup = sj == s;
       }
-      if (!dup) fl_free(&fl, ep->slots[s].offset, slot_bytes(m, p, s));
+      if (!dup && !concurrent) fl_free(&fl, ep->slots[s].offset, slot_bytes(m, p, s));
     }
   }
   ep->arena_size = fl.top;

@@ -15,8 +15,9 @@ for line in graph.splitlines():
         continue
     name, op, args, dt, dims, rest = m.groups()
     types[name] = (dt, [int(s) for s in dims.split(",") if s])
-    if "@gpu:" in rest:
-        ins = [s.strip() for s in args.split(",") if s.strip()]
+    if "@gpu:" in rest and op != "device_copy":
+        # operands copied to the GPU by the placement pass are the fed placeholders
+        ins = [re.sub(r"/to_gpu\d+$", "", s.strip()) for s in args.split(",") if s.strip()]
         kernels.append({"name": name, "symbol": module + "_" + re.sub(r"\W", "_", name), "op": op,
                         "inputs": ins, "dtype": dt, "shape": types[name][1]})
 for k in kernels:

@@ -1,0 +1,129 @@
+/* gd.h — inside the TensorFlow frontend: the import context, the converter
+ * table and the helpers converters share.
+ *
+ * Both input forms arrive as protobuf-c GraphDef structs (tensorflow.GraphDef
+ * of proto/graph.proto): the binary form unpacked by protobuf-c, the TF.js
+ * JSON form built by json.c into the same structs, its weights decoded into
+ * a table by name (weights.c).  import.c walks the nodes the fetches need in
+ * dependency order; one converter per TensorFlow op (ops_*.c, each family a
+ * table `gd_ops_<family>`) builds kiln nodes with the kb_* builders of
+ * passes/autodiff.h and writes one kiln reference per TensorFlow output.
+ * After each node, every new node whose operands are all constants is folded
+ * (passes/fold.h): Shape -> StridedSlice -> Pack -> Reshape become static. */
+#ifndef KILN_GD_H
+#define KILN_GD_H
+
+#include "graph.pb-c.h"
+#include "frontends/graphdef/graphdef_import.h"
+#include "ir/ops.h"
+#include "passes/autodiff.h"
+
+/* A weight decoded from the TF.js shards, by the Const node it belongs to. */
+typedef struct gd_weight {
+  const char *name;
+  kg_tensor t;
+} gd_weight;
+
+typedef struct gd_ctx {
+  kg_module *m;
+  kc_diag *d;
+  kc_grad_ctx g;        /* builders; g.prefix is the current node's name */
+  const char *path;     /* the model file (error locations) */
+  const kc_import_options *opts;
+  const Tensorflow__GraphDef *gdef;
+  int n_weights;
+  gd_weight *weights;   /* TF.js only */
+  int n_sig_outputs;    /* TF.js signature outputs ("name:0"), in order */
+  const char **sig_outputs;
+  /* per TensorFlow node (index in gdef->node) */
+  int *state;           /* 0 not seen, 1 being converted (on the stack), 2 done, 3 fed */
+  int *n_out;
+  kg_ref **out;         /* its outputs' kiln references */
+  int cap_index;
+  int *index;           /* open-addressed: name -> node index (-1 empty) */
+} gd_ctx;
+
+/* One TensorFlow node during conversion. */
+typedef struct gd_node {
+  const Tensorflow__NodeDef *p;
+  const char *label;    /* "node 'name' (Op)" for messages */
+  int n_in;             /* data inputs (control inputs are not counted) */
+  kg_ref *in;
+  int n_out;
+  kg_ref *out;          /* written by the converter (gd_outputs sets the count) */
+} gd_node;
+
+typedef bool (*gd_convert_fn)(gd_ctx *c, gd_node *n);
+
+typedef struct gd_op {
+  const char *name;     /* TensorFlow op name */
+  gd_convert_fn convert;
+} gd_op;
+
+extern const gd_op gd_ops_math[];
+extern const gd_op gd_ops_nn[];
+extern const gd_op gd_ops_array[];
+
+/* ---- errors ---- */
+/* Records "path: error: node 'x' (Op): message"; returns false. */
+bool gd_fail(gd_ctx *c, const gd_node *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- attributes (absent: the default) ---- */
+const Tensorflow__AttrValue *gd_attr(const gd_node *n, const char *name);
+int64_t gd_attr_int(const gd_node *n, const char *name, int64_t dflt);
+double gd_attr_float(const gd_node *n, const char *name, double dflt);
+bool gd_attr_bool(const gd_node *n, const char *name, bool dflt);
+/* The string attribute (arena copy), or dflt. */
+const char *gd_attr_string(gd_ctx *c, const gd_node *n, const char *name, const char *dflt);
+/* A list(int) attribute; count 0 when absent. */
+const int64_t *gd_attr_ints(const gd_node *n, const char *name, int *count);
+/* A type attribute as a kiln dtype; false (with a message) for types kiln lacks. */
+bool gd_attr_dtype(gd_ctx *c, gd_node *n, const char *name, kiln_dtype dflt, kiln_dtype *out);
+/* list(string) attribute element i (arena copy), or NULL. */
+const char *gd_attr_list_string(gd_ctx *c, const gd_node *n, const char *name, int i, int *count);
+
+/* ---- operands ---- */
+const kg_type *gd_type(gd_ctx *c, kg_ref r);
+/* Needs exactly `k` data inputs (at least, when at_least). */
+bool gd_inputs(gd_ctx *c, gd_node *n, int k, bool at_least);
+/* The literal of a constant operand (after folding), or NULL. */
+const kg_tensor *gd_const(gd_ctx *c, kg_ref r);
+/* Operand i as integers (a constant of an integer dtype, rank 0 or 1);
+ * fails naming the node when it is computed at run time. */
+bool gd_const_ints(gd_ctx *c, gd_node *n, int i, int64_t **v, int *count);
+/* Normalizes a possibly negative axis for rank; fails naming the node. */
+bool gd_axis(gd_ctx *c, gd_node *n, int64_t axis, int rank, int *out);
+
+/* ---- building ---- */
+/* Sets the node's output count (all KG_NOREF). */
+void gd_outputs(gd_ctx *c, gd_node *n, int count);
+kg_ref gd_tensor_const(gd_ctx *c, const kg_tensor *t);
+kg_ref gd_const_from(gd_ctx *c, kiln_dtype dt, const kg_shape *s, const double *v);
+/* An elementwise node computing `expr` (ir/expr.h syntax over x0, x1, ...)
+ * over operands broadcast together, result dtype dt. */
+kg_ref gd_expr(gd_ctx *c, const char *expr, const kg_ref *in, int n_in, kiln_dtype dt);
+kg_ref gd_reshape(gd_ctx *c, kg_ref x, const kg_shape *s);
+kg_ref gd_transpose(gd_ctx *c, kg_ref x, const int64_t *perm, int rank);
+kg_ref gd_cast(gd_ctx *c, kg_ref x, kiln_dtype to);
+kg_attr gd_kattr_str(const char *name, const char *v);
+/* The activation `act` (TF spelling: Relu, Relu6, Elu, LeakyRelu, Prelu,
+ * Sigmoid, Tanh) applied to x; alpha: LeakyRelu's slope, Prelu's operand. */
+kg_ref gd_activation(gd_ctx *c, gd_node *n, const char *act, kg_ref x, kg_ref prelu_alpha, double leaky_alpha);
+
+/* ---- tensors and types (tensor.c) ---- */
+/* TensorFlow DataType -> kiln dtype; false for types kiln lacks. */
+bool gd_dtype(int tf_type, kiln_dtype *out);
+const char *gd_dtype_name(int tf_type);
+/* TensorFlow DataType by its name ("DT_FLOAT"); -1 if unknown. */
+int gd_dtype_parse(const char *name);
+/* A TensorProto as a kiln literal; messages name `what`. */
+bool gd_tensor(gd_ctx *c, const Tensorflow__TensorProto *p, const char *what, kg_tensor *t);
+/* IEEE half -> float. */
+float gd_half_to_float(uint16_t h);
+
+/* ---- the TF.js form (json.c, weights.c) ---- */
+/* Parses model.json into c->gdef (arena-owned structs), the weights table
+ * and the signature; false after errors. */
+bool gd_tfjs_parse(gd_ctx *c, const char *json, size_t len, const char *dir);
+
+#endif

@@ -1,0 +1,397 @@
+/* test_gpu_devices.c — device placement and the GPU runtime path on a
+ * machine without a GPU (docs/gpu.md).
+ *
+ *   gpu_place    the placement pass: copies in --emit=opt-graph, errors and
+ *                soft placement, --device-map
+ *   gpu_runtime  a GPU binary where there is no CUDA driver: a clear error,
+ *                or (soft placement, KILN_GPU=0) its CPU code
+ *   gpu_fake     the CUDA path itself against tests/gpu/fakecuda.c (a
+ *                stand-in libcuda.so.1 that checks every launch against the
+ *                PTX): launches, a missing GPU, out of memory, a failing kernel
+ *   gpu_tower    examples/multi_tower.kg on virtual CPU devices, concurrent,
+ *                against one device and against one full-batch tower
+ *   gpu_ptx      every kernel of the GPU programs is an .entry that ptxas
+ *                assembles for sm_80 and sm_90 */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "testutil.h"
+
+static char *dir;
+
+static void setup(void) {
+  dir = tu_tmpdir();
+  setenv("KILN_LIBCUDA", "/nonexistent/libcuda.so.1", 1); /* no driver, even on a GPU machine */
+  unsetenv("KILN_GPU");
+}
+
+static void teardown(void) {
+  tu_rmtree(dir);
+  free(dir);
+}
+
+TestSuite(gpu_place, .init = setup, .fini = teardown);
+TestSuite(gpu_runtime, .init = setup, .fini = teardown);
+TestSuite(gpu_fake, .init = setup, .fini = teardown);
+TestSuite(gpu_tower, .init = setup, .fini = teardown);
+TestSuite(gpu_ptx, .init = setup, .fini = teardown);
+
+static char *path_in(const char *name) {
+  char *p = malloc(strlen(dir) + strlen(name) + 2);
+  sprintf(p, "%s/%s", dir, name);
+  return p;
+}
+
+/* kiln ARGS...: the result (status, out, err) */
+static tu_result kiln(const char *a0, const char *a1, const char *a2, const char *a3, const char *a4,
+                      const char *a5) {
+  char *argv[] = {(char *)tu_kiln(), (char *)a0, (char *)a1, (char *)a2, (char *)a3, (char *)a4, (char *)a5, NULL};
+  return tu_run(argv, 180);
+}
+
+static tu_result run(const char *exe) {
+  char *argv[] = {(char *)exe, NULL};
+  return tu_run(argv, 60);
+}
+
+static int count(const char *hay, const char *needle) {
+  int n = 0;
+  for (const char *p = hay; (p = strstr(p, needle)); p++) n++;
+  return n;
+}
+
+/* ---- placement ---- */
+
+Test(gpu_place, copies_where_data_crosses_devices) {
+  tu_result r = kiln("emit", "--emit=opt-graph", "examples/gpu_elementwise.kg", NULL, NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(strstr(r.out, "x/to_gpu0 = device_copy(x) : f32[8] @gpu:0"), "%s", r.out);
+  cr_assert(strstr(r.out, "s = sigmoid(x/to_gpu0) : f32[8] @gpu:0"), "%s", r.out);
+  cr_assert(strstr(r.out, "s/to_cpu0 = device_copy(s) : f32[8]\n"), "%s", r.out);
+  /* one copy per value and device */
+  cr_assert_eq(count(r.out, "= device_copy(x)"), 1, "%s", r.out);
+  tu_free(&r);
+}
+
+Test(gpu_place, fetched_gpu_results_come_back) {
+  tu_result r = kiln("emit", "--emit=opt-graph", "tests/gpu/kernels.kg", NULL, NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(strstr(r.out, "k_add/to_cpu0 = device_copy(k_add)"), "%s", r.out);
+  cr_assert(strstr(r.out, "-> (k_add/to_cpu0,"), "%s", r.out);
+  tu_free(&r);
+}
+
+Test(gpu_place, no_kernel_is_an_error_naming_the_node) {
+  char *f = tu_write(dir, "a.kg",
+                     "module a\ngraph {\n  x = placeholder() : f32[4,3]\n  i = argmax(x) {axis=1} @gpu:0\n"
+                     "  y = relu(x) @gpu:0\n}\nentry f(x) -> (i, y)\n");
+  tu_result r = kiln("check", f, NULL, NULL, NULL, NULL);
+  cr_assert_eq(r.status, 1);
+  cr_assert(strstr(r.err, "a.kg:4:3: error: 'i' (argmax) has no GPU kernel yet; place it on the CPU, or build with "
+                          "--soft-placement"), "%s", r.err);
+  tu_free(&r);
+  r = kiln("emit", "--emit=opt-graph", "--soft-placement", f, NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(strstr(r.err, "note: 'i' (argmax) has no GPU kernel: placed on the CPU instead of gpu:0 (--soft-placement)"),
+            "%s", r.err);
+  cr_assert(strstr(r.out, "i = argmax(x) {axis=1} : i64[4]\n"), "%s", r.out);
+  cr_assert(strstr(r.out, "y = relu(x/to_gpu0) : f32[4,3] @gpu:0"), "%s", r.out);
+  tu_free(&r);
+  free(f);
+}
+
+Test(gpu_place, writers_follow_their_variable) {
+  char *f = tu_write(dir, "v.kg",
+                     "module v\nvar w : f32[4] = ones @gpu:0\ngraph {\n  d = placeholder() : f32[4]\n"
+                     "  u = assign_add(w, d)\n}\nentry f(d) -> (u)\n");
+  tu_result r = kiln("emit", "--emit=opt-graph", f, NULL, NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(strstr(r.out, "u = assign_add(w, d/to_gpu0) : f32[4] @gpu:0"), "%s", r.out);
+  cr_assert(strstr(r.out, "u/to_cpu0 = device_copy(u)"), "%s", r.out);
+  tu_free(&r);
+  free(f);
+}
+
+Test(gpu_place, device_map) {
+  tu_result r = kiln("emit", "--emit=opt-graph", "--device-map=gpu=cpu", "examples/gpu_elementwise.kg", NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(strstr(r.out, "s = sigmoid(x/to_cpu0) : f32[8] @cpu:0") || strstr(r.out, "s = sigmoid(x) : f32[8] @cpu:0"),
+            "%s", r.out);
+  cr_assert(!strstr(r.out, "@gpu"), "%s", r.out);
+  tu_free(&r);
+  r = kiln("emit", "--emit=opt-graph", "--device-map=tpu=cpu", "examples/gpu_elementwise.kg", NULL, NULL);
+  cr_assert_eq(r.status, 2);
+  cr_assert(strstr(r.err, "bad --device-map item 'tpu=cpu'"), "%s", r.err);
+  tu_free(&r);
+}
+
+/* ---- the runtime without a GPU ---- */
+
+static char *build(const char *kg, const char *flag, const char *name) {
+  char *exe = path_in(name);
+  tu_result r = flag ? kiln("build", flag, kg, "-o", exe, NULL) : kiln("build", kg, "-o", exe, NULL, NULL);
+  cr_assert_eq(r.status, 0, "kiln build %s %s:\n%s", flag ? flag : "", kg, r.err);
+  tu_free(&r);
+  return exe;
+}
+
+Test(gpu_runtime, no_driver_is_a_clear_error) {
+  char *exe = build("examples/gpu_elementwise.kg", NULL, "ge");
+  tu_result r = run(exe);
+  cr_assert_neq(r.status, 0);
+  cr_assert_str_eq(r.out, "");
+  cr_assert(strstr(r.err, "module 'gpu_elementwise' places nodes on a GPU, but there is no CUDA driver"), "%s", r.err);
+  cr_assert(strstr(r.err, "--soft-placement"), "%s", r.err);
+  tu_free(&r);
+  free(exe);
+}
+
+Test(gpu_runtime, soft_placement_runs_the_cpu_code_and_says_so_once) {
+  char *exe = build("examples/gpu_elementwise.kg", "--soft-placement", "ge");
+  char *want = tu_read_file("examples/gpu_elementwise.expected", NULL);
+  tu_result r = run(exe);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_str_eq(r.out, want);
+  cr_assert_eq(count(r.err, "running the GPU-placed nodes on the CPU (built with --soft-placement)"), 1, "%s", r.err);
+  tu_free(&r);
+  free(want);
+  free(exe);
+}
+
+Test(gpu_runtime, kiln_gpu_0_asks_for_the_cpu) {
+  char *exe = build("examples/gpu_elementwise.kg", NULL, "ge");
+  setenv("KILN_GPU", "0", 1);
+  char *want = tu_read_file("examples/gpu_elementwise.expected", NULL);
+  tu_result r = run(exe);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_str_eq(r.out, want);
+  tu_free(&r);
+  free(want);
+  free(exe);
+}
+
+/* ---- the CUDA path against a stand-in driver ---- */
+
+static void fake_driver(void) {
+  char *so = path_in("libcuda.so.1");
+  char *cc[] = {"cc", "-std=c17", "-shared", "-fPIC", "tests/gpu/fakecuda.c", "-o", so, NULL};
+  tu_result r = tu_run(cc, 60);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_free(&r);
+  setenv("KILN_LIBCUDA", so, 1);
+  setenv("FAKECUDA_LOG", "1", 1);
+  free(so);
+}
+
+static long launches(const char *err) {
+  const char *p = strstr(err, "fakecuda: ");
+  return p ? strtol(p + 10, NULL, 10) : -1;
+}
+
+Test(gpu_fake, every_launch_matches_its_kernel) {
+  char *exe = build("examples/multi_tower.kg", NULL, "mt");
+  fake_driver();
+  setenv("FAKECUDA_DEVICES", "2", 1);
+  tu_result r = run(exe);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  /* 100 steps, both towers' kernels every step */
+  cr_assert_gt(launches(r.err), 1000, "%s", r.err);
+  cr_assert(!strstr(r.err, "not device memory") && !strstr(r.err, "outside device memory"), "%s", r.err);
+  tu_free(&r);
+  free(exe);
+}
+
+Test(gpu_fake, a_missing_gpu_is_named) {
+  char *exe = build("examples/multi_tower.kg", NULL, "mt");
+  fake_driver();
+  setenv("FAKECUDA_DEVICES", "1", 1);
+  tu_result r = run(exe);
+  cr_assert_neq(r.status, 0);
+  cr_assert(strstr(r.err, "gpu:1 is not available (this machine has 1 GPU)"), "%s", r.err);
+  tu_free(&r);
+  free(exe);
+  /* with soft placement the binary runs its CPU code instead */
+  exe = build("examples/multi_tower.kg", "--soft-placement", "mt_soft");
+  char *want = tu_read_file("examples/multi_tower.expected", NULL);
+  r = run(exe);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_str_eq(r.out, want);
+  cr_assert(strstr(r.err, "gpu:1 is not available (this machine has 1 GPU); running the GPU-placed nodes on the CPU"),
+            "%s", r.err);
+  tu_free(&r);
+  free(want);
+  free(exe);
+}
+
+Test(gpu_fake, out_of_memory_names_the_device) {
+  char *exe = build("examples/gpu_elementwise.kg", NULL, "ge");
+  fake_driver();
+  setenv("FAKECUDA_OOM", "1", 1);
+  tu_result r = run(exe);
+  cr_assert_neq(r.status, 0);
+  cr_assert(strstr(r.err, "out of memory on gpu:0"), "%s", r.err);
+  tu_free(&r);
+  free(exe);
+}
+
+Test(gpu_fake, a_failing_kernel_names_its_node) {
+  char *exe = build("examples/gpu_elementwise.kg", NULL, "ge");
+  fake_driver();
+  setenv("FAKECUDA_FAIL", "gpu_elementwise_t", 1);
+  tu_result r = run(exe);
+  cr_assert_neq(r.status, 0);
+  cr_assert(strstr(r.err, "the GPU kernel of node 't' on gpu:0 failed to launch: CUDA_ERROR_LAUNCH_FAILED"), "%s",
+            r.err);
+  tu_free(&r);
+  free(exe);
+}
+
+/* ---- towers on virtual CPU devices ---- */
+
+Test(gpu_tower, concurrent_towers_match_one_device) {
+  char *two = build("examples/multi_tower.kg", "--device-map=gpu=cpu", "two");
+  char *one = build("examples/multi_tower.kg", "--device-map=gpu=cpu:0", "one");
+  char *full = build("tests/gpu/single_tower.kg", NULL, "full");
+  char *want = tu_read_file("examples/multi_tower.expected", NULL);
+  tu_result a = run(two), b = run(one), c = run(full);
+  cr_assert_eq(a.status, 0, "%s", a.err);
+  cr_assert_eq(b.status, 0, "%s", b.err);
+  cr_assert_eq(c.status, 0, "%s", c.err);
+  cr_assert_str_eq(a.out, want);
+  cr_assert_str_eq(b.out, want);
+  /* one tower over the whole batch: the same losses within rounding */
+  char *pa = a.out, *pc = c.out;
+  int lines = 0;
+  for (;;) {
+    char *ea, *ec;
+    double x = strtod(pa, &ea), y = strtod(pc, &ec);
+    if (ea == pa || ec == pc) break;
+    cr_assert(fabs(x - y) <= 1e-5 * fabs(y) + 1e-7, "loss %d: towers %g, one tower %g", lines, x, y);
+    pa = ea, pc = ec, lines++;
+  }
+  cr_assert_eq(lines, 10);
+  tu_free(&a), tu_free(&b), tu_free(&c);
+  free(two), free(one), free(full), free(want);
+}
+
+Test(gpu_tower, devices_are_partitions) {
+  tu_result r = kiln("emit", "--emit=llvm", "--device-map=gpu=cpu", "examples/multi_tower.kg", NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(strstr(r.out, "__cpu1(ptr"), "no partition function for cpu:1");
+  cr_assert(strstr(r.out, "call i32 @kiln_rt_run_parts("));
+  cr_assert(strstr(r.out, "call i32 @kiln_rt_part_wait("));
+  tu_free(&r);
+  r = kiln("emit", "--emit=llvm", "--device-map=gpu=cpu:0", "examples/multi_tower.kg", NULL, NULL);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert(!strstr(r.out, "kiln_rt_run_parts"));
+  tu_free(&r);
+}
+
+/* cpu:0 dequeues what cpu:1 enqueues, with no edge between them: run one
+ * after the other in schedule order (the dequeue first) this would block
+ * forever; the devices run concurrently, so it finishes. */
+Test(gpu_tower, devices_run_concurrently) {
+  char *f = tu_write(dir, "c.kg",
+                     "module c\nqueue q : fifo(capacity=2) of (f32[])\ngraph {\n"
+                     "  a = dequeue(q) @cpu:0\n  b = enqueue(q, const<f32[]>(7.0)) @cpu:1\n"
+                     "  s = add(a, const<f32[]>(1.0)) @cpu:0\n}\n"
+                     "program {\n  repeat 3 {\n    run s, b\n    print s\n  }\n}\n");
+  char *exe = build(f, NULL, "c");
+  tu_result r = run(exe);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_str_eq(r.out, "8.0\n8.0\n8.0\n");
+  tu_free(&r);
+  free(exe);
+  free(f);
+}
+
+/* a failing device ends the run; the others stop waiting (no hang) */
+Test(gpu_tower, a_failing_device_ends_the_run) {
+  char *f = tu_write(dir, "e.kg",
+                     "module e\nqueue q : fifo(capacity=2) of (f32[])\ngraph {\n"
+                     "  a = dequeue(q) @cpu:1\n  b = add(a, const<f32[]>(1.0)) @cpu:1\n"
+                     "  c = mul(b, const<f32[]>(2.0)) @cpu:0\n}\n"
+                     "program {\n  close q\n  run c\n  print c\n}\n");
+  char *exe = build(f, NULL, "e");
+  tu_result r = run(exe);
+  cr_assert_neq(r.status, 0);
+  cr_assert_neq(r.status, 137, "the run hung");
+  tu_free(&r);
+  free(exe);
+  free(f);
+}
+
+/* ---- PTX ---- */
+
+/* Every GPU-placed node with a kernel in `kg`'s optimized graph is an
+ * .entry of its PTX, which ptxas assembles for sm_80 and sm_90. */
+static void entries_for(const char *kg) {
+  const char *ptxas = getenv("PTXAS");
+  if (!ptxas || !*ptxas) ptxas = "/usr/local/cuda/bin/ptxas";
+  if (access(ptxas, X_OK)) cr_skip_test("ptxas not found (no CUDA toolkit at /usr/local/cuda; set PTXAS)");
+  static const char *arch[] = {"sm_80", "sm_90"};
+  for (int a = 0; a < 2; a++) {
+    tu_result g = kiln("emit", "--emit=opt-graph", kg, NULL, NULL, NULL);
+    cr_assert_eq(g.status, 0, "%s", g.err);
+    const char *mod = strstr(g.out, "module ") + 7;
+    char modname[128];
+    snprintf(modname, sizeof modname, "%.*s", (int)strcspn(mod, "\n"), mod);
+    char *ptx = path_in("k.ptx"), *cubin = path_in("k.cubin"), garch[32], parch[32];
+    snprintf(garch, sizeof garch, "--gpu-arch=%s", arch[a]);
+    snprintf(parch, sizeof parch, "-arch=%s", arch[a]);
+    tu_result r = kiln("emit", "--emit=ptx", garch, kg, "-o", ptx);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    tu_free(&r);
+    char *text = tu_read_file(ptx, NULL);
+    int kernels = 0;
+    for (char *line = strtok(g.out, "\n"); line; line = strtok(NULL, "\n")) {
+      char name[256], op[64];
+      if (line[0] != ' ' || !strstr(line, " @gpu:") || sscanf(line, " %255s = %63[a-z_0-9]", name, op) != 2) continue;
+      if (!strcmp(op, "device_copy") || !strcmp(op, "reshape") || !strcmp(op, "expand_dims") ||
+          !strcmp(op, "squeeze") || !strcmp(op, "no_op") || !strcmp(op, "stop_gradient") || !strcmp(op, "variable"))
+        continue;
+      char entry[400];
+      int k = snprintf(entry, sizeof entry, ".entry %s_", modname);
+      for (char *c = name; *c && k < (int)sizeof entry - 2; c++) entry[k++] = (*c == '/' || *c == '.') ? '_' : *c;
+      entry[k++] = '(';
+      entry[k] = 0;
+      cr_assert(strstr(text, entry), "%s: no '%s' in the PTX for %s", kg, entry, arch[a]);
+      kernels++;
+    }
+    cr_assert_gt(kernels, 0, "%s has no GPU kernels", kg);
+    free(text);
+    char *as[] = {(char *)ptxas, parch, ptx, "-o", cubin, NULL};
+    r = tu_run(as, 180);
+    cr_assert_eq(r.status, 0, "%s: ptxas %s:\n%s", kg, arch[a], r.err);
+    tu_free(&r);
+    tu_free(&g);
+    free(ptx), free(cubin);
+  }
+}
+
+Test(gpu_ptx, gpu_elementwise) { entries_for("examples/gpu_elementwise.kg"); }
+Test(gpu_ptx, multi_tower) { entries_for("examples/multi_tower.kg"); }
+Test(gpu_ptx, kernels) { entries_for("tests/gpu/kernels.kg"); }
+Test(gpu_ptx, onnx_math) { entries_for("tests/gpu/onnx_math.kg"); }
+Test(gpu_ptx, ops) { entries_for("tests/gpu/ops.kg"); }
+
+/* ---- the kernels' code, run on the CPU (KILN_GPU_EMULATE) ---- */
+
+static void emulate(const char *kg) {
+  const char *py = getenv("PYTHON");
+  if (!py || !*py) py = "/usr/bin/python3";
+  char *work = path_in("emu");
+  char *argv[] = {(char *)py, "tests/gpu/run_kernels.py", "--emulate", (char *)tu_kiln(), (char *)kg, work, NULL};
+  tu_result r = tu_run(argv, 300);
+  cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+  cr_assert(strstr(r.out, " passed, 0 failed"), "%s", r.out);
+  tu_free(&r);
+  free(work);
+}
+
+TestSuite(gpu_emulated, .init = setup, .fini = teardown);
+Test(gpu_emulated, ops) { emulate("tests/gpu/ops.kg"); }
+Test(gpu_emulated, kernels) { emulate("tests/gpu/kernels.kg"); }

@@ -1,0 +1,7 @@
+
+.
+xPlaceholder*
+dtype0*
+shape:
+
+yAddV2x	nowhere:0

@@ -1,0 +1,88 @@
+"""refs.py — the inputs and NumPy references of the GPU kernel tests
+(kernels.kg, ops.kg), shared by check.py (on a GPU, through CuPy) and
+emulate.py (the kernels' code run on the CPU, where there is no GPU)."""
+import numpy as np
+
+rng = np.random.default_rng(1)
+FEEDS = {
+    "x": rng.uniform(-3, 3, 1000).astype(np.float32),
+    "y": (rng.uniform(0.2, 3, 1000) * rng.choice([-1, 1], 1000)).astype(np.float32),
+    "r": rng.uniform(-2, 2, (8, 125)).astype(np.float32),
+    "v": rng.uniform(-2, 2, 125).astype(np.float32),
+    "d": rng.uniform(-9, 9, 1000),
+    "a": rng.integers(-50, 50, 1000).astype(np.int32),
+    "b": rng.integers(-7, 7, 1000).astype(np.int32),
+    "c": rng.random(1000) < 0.5,
+    "m": rng.uniform(-2, 2, (8, 125)).astype(np.float32),
+    "q": rng.uniform(-1, 1, (125, 16)).astype(np.float32),
+    "t3": rng.uniform(-2, 2, (4, 6, 5)).astype(np.float32),
+}
+f = FEEDS
+
+
+def idiv(a, b):
+    return np.where(b == 0, 0, np.floor_divide(a, np.where(b == 0, 1, b))).astype(np.int32)
+
+
+def imod(a, b):
+    return np.where(b == 0, 0, np.mod(a, np.where(b == 0, 1, b))).astype(np.int32)
+
+
+def softmax(x, axis):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis):
+    y = x - x.max(axis=axis, keepdims=True)
+    return y - np.log(np.exp(y).sum(axis=axis, keepdims=True))
+
+
+REF = {
+    # kernels.kg
+    "k_add": lambda: f["x"] + f["y"],
+    "k_div": lambda: f["x"] / f["y"],
+    "k_sigmoid": lambda: 1 / (1 + np.exp(-f["x"])),
+    "k_tanh": lambda: np.tanh(f["x"]),
+    "k_exp": lambda: np.exp(f["x"]),
+    "k_log": lambda: np.log(np.abs(f["y"])),
+    "k_pow": lambda: np.power(np.abs(f["x"]), f["y"]),
+    "k_max": lambda: np.maximum(f["x"], f["y"]),
+    "k_bcast": lambda: f["r"] * f["v"],
+    "k_f64": lambda: np.sqrt(np.abs(f["d"])),
+    "k_idiv": lambda: idiv(f["a"], f["b"]),
+    "k_imod": lambda: imod(f["a"], f["b"]),
+    "k_cmp": lambda: f["a"] < f["b"],
+    "k_select": lambda: np.where(f["c"], f["x"], f["y"]),
+    "k_cast": lambda: f["a"].astype(np.float32),
+    "chain": lambda: np.maximum(f["x"] * f["y"] + np.exp(-f["x"]), 0),
+    # ops.kg
+    "r_sum": lambda: f["r"].sum(axis=1),
+    "r_mean0": lambda: f["r"].mean(axis=0),
+    "r_max": lambda: f["t3"].max(axis=(0, 2)),
+    "r_min_keep": lambda: f["t3"].min(axis=1, keepdims=True),
+    "r_prod": lambda: np.prod(f["r"].astype(np.float64), axis=1),
+    "r_all": lambda: f["r"].sum(),
+    "r_imean": lambda: np.int32(np.trunc(f["a"].astype(np.int64).sum() / f["a"].size)),
+    "sm": lambda: softmax(f["r"], 1),
+    "lsm": lambda: log_softmax(f["t3"], 1),
+    "tr": lambda: np.transpose(f["t3"], (2, 0, 1)),
+    "sl": lambda: f["t3"][1:3, 2:5, 0:5],
+    "bc": lambda: np.broadcast_to(f["q"], (3, 125, 16)),
+    "mm": lambda: f["r"] @ f["q"],
+    "mm_tt": lambda: f["q"].T @ f["m"].T,
+    "mm_batch": lambda: f["t3"] @ np.transpose(f["t3"], (0, 2, 1)),
+    "upd": lambda: f["m"],  # acc starts at zeros; one run adds m
+}
+
+
+def close(got, want):
+    """(ok, max error) of a kernel's result against its reference."""
+    want = np.asarray(want)
+    if np.issubdtype(want.dtype, np.floating) or np.issubdtype(np.asarray(got).dtype, np.floating):
+        got64, want64 = np.asarray(got, np.float64), want.astype(np.float64)
+        tol = 1e-12 if np.asarray(got).dtype == np.float64 else 2e-5
+        ok = got64.shape == want64.shape and np.allclose(got64, want64, rtol=tol, atol=1e-5)
+        err = float(np.max(np.abs(got64 - want64))) if got64.shape == want64.shape and got64.size else 0.0
+        return ok, err
+    return np.array_equal(got, want.astype(np.asarray(got).dtype)), 0.0

@@ -2,6 +2,7 @@
  * added and removed, batch dimensions broadcast) and Gemm, both on kiln's
  * matmul, which calls cblas or kiln's generated GEMM. */
 #include "frontends/onnx/ox.h"
+#include "passes/fold.h"
 
 /* MatMul of a and b by NumPy's rules, through kiln's batched matmul. */
 static kg_ref numpy_matmul(ox_ctx *c, kg_ref a, kg_ref b, bool ta, bool tb) {
@@ -36,7 +37,15 @@ static bool cv_gemm(ox_ctx *c, ox_node *n) {
   if (ox_type(c, n->in[0])->shape.rank != 2 || ox_type(c, n->in[1])->shape.rank != 2)
     return ox_fail(c, n, "A and B must be matrices");
   double alpha = ox_attr_float(n, "alpha", 1.0), beta = ox_attr_float(n, "beta", 1.0);
-  kg_ref r = numpy_matmul(c, n->in[0], n->in[1], ox_attr_int(n, "transA", 0), ox_attr_int(n, "transB", 0));
+  kg_ref b = n->in[1];
+  bool tb = ox_attr_int(n, "transB", 0) != 0;
+  if (tb && ox_const(c, b)) { /* weights (PyTorch's Linear is B^T): transposed once, here, not per run */
+    static const int64_t swap[2] = {1, 0};
+    b = ox_transpose(c, b, swap, 2);
+    kc_fold_node(c->m, b.node);
+    tb = false;
+  }
+  kg_ref r = numpy_matmul(c, n->in[0], b, ox_attr_int(n, "transA", 0), tb);
   kiln_dtype dt = ox_type(c, n->in[0])->dtype;
   if (alpha != 1.0) r = kb_binary(&c->g, KC_OP_MUL, r, kb_scalar(&c->g, dt, alpha));
   if (ox_has(n, 2) && beta != 0.0) {

@@ -29,7 +29,7 @@ KC_CFLAGS = $(CFLAGS_COMMON) -I. -Icompiler -Iruntime -I$(B)/proto -I$(B)/onnx $
 RT_SRC  := $(wildcard runtime/*.c)
 KC_SRC  := $(wildcard compiler/ir/*.c compiler/passes/*.c compiler/ops/*.c compiler/lower/*.c compiler/driver/*.c \
              compiler/emitc/*.c \
-             frontends/onnx/*.c frontends/graphdef/*.c)
+             frontends/common/*.c frontends/onnx/*.c frontends/graphdef/*.c)
 KC_LIB_SRC := $(filter-out compiler/driver/main.c,$(KC_SRC))
 RT_OBJ  := $(RT_SRC:%.c=$(B)/%.o)
 KC_OBJ  := $(KC_LIB_SRC:%.c=$(B)/%.o)

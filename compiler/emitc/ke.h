@@ -36,6 +36,7 @@
 #include "ir/expr.h"
 #include "ir/ir.h"
 #include "ir/ops.h"
+#include "ops/ops_util.h"
 #include "passes/plan.h"
 
 /* ---- growing text ---- */
@@ -213,9 +214,7 @@ void ke_gemm_call(ke_ctx *E, kiln_dtype dt, bool ta, bool tb, const char *M, con
 
 /* ---- geometry (geom.c) ---- */
 
-typedef struct ke_win {
-  int64_t N, H, W, C, KH, KW, M, OH, OW, sh, sw, dh, dw, pt, pl;
-} ke_win;
+typedef kc_window ke_win; /* ops_util.h */
 
 enum { KE_ROLE_FWD, KE_ROLE_INPUT_GRAD, KE_ROLE_FILTER_GRAD };
 /* The window geometry of a conv-family node (role set) or a pooling node;
@@ -226,11 +225,7 @@ bool ke_pool_geom(ke_ctx *E, int node, ke_win *g, kg_shape *xs, kg_shape *ys);
 void ke_valid_ranges(int64_t na, int64_t sa, int64_t nb, int64_t sb, int64_t pad, int64_t in, int64_t *lo,
                      int64_t *cnt);
 
-typedef struct ke_ss {
-  int64_t start[KILN_MAX_RANK], step[KILN_MAX_RANK], count[KILN_MAX_RANK];
-  int out_rank;
-  int from[KILN_MAX_RANK]; /* per output dim: the input dim, or -1 for a new axis */
-} ke_ss;
+typedef kc_ss_plan ke_ss; /* ops_util.h */
 /* The strided-slice plan of a node over input shape `in`, checked against
  * the view's shape. */
 bool ke_ss_plan(ke_ctx *E, int node, const kg_shape *in, const kg_shape *view, ke_ss *p);

@@ -22,21 +22,8 @@ typedef struct map_ctx {
   ke_ctx *E;
   operand *ops;
   kiln_dtype out_dt;
+  kc_expr_typing typing; /* the operands' dtypes, for ir/expr.h's rules */
 } map_ctx;
-
-static kiln_dtype first_var_dtype(const map_ctx *c, const kc_expr *e, kiln_dtype dflt) {
-  if (e->hint >= 0) return (kiln_dtype)e->hint;
-  if (e->kind == KC_EXPR_VAR) return c->ops[e->var].dt;
-  if (e->kind == KC_EXPR_NUM) return dflt;
-  if (!strcmp(e->prim, "cast")) return e->to >= 0 ? (kiln_dtype)e->to : dflt;
-  if (kc_prim_is_compare(e->prim)) return KILN_BOOL;
-  int from = !strcmp(e->prim, "select") ? 1 : 0;
-  for (int i = from; i < e->n_args; i++) {
-    kiln_dtype d = first_var_dtype(c, e->args[i], (kiln_dtype)-1);
-    if ((int)d >= 0) return d;
-  }
-  return dflt;
-}
 
 /* The C expression of e; constants take the dtype `hint` of their context.
  * NULL after an error. */
@@ -52,21 +39,13 @@ static const char *eval(map_ctx *c, const kc_expr *e, kiln_dtype hint, kiln_dtyp
     *dt_out = hint;
     return ke_const_f(E, hint, e->num);
   }
-  bool sel = !strcmp(e->prim, "select"), cmp = kc_prim_is_compare(e->prim), cast = !strcmp(e->prim, "cast");
-  kiln_dtype arg_hint = hint;
-  if (cmp || cast) {
-    kiln_dtype d = (kiln_dtype)-1;
-    for (int i = 0; i < e->n_args && (int)d < 0; i++) d = first_var_dtype(c, e->args[i], (kiln_dtype)-1);
-    arg_hint = (int)d >= 0 ? d : hint;
-  } else if (!sel) {
-    arg_hint = first_var_dtype(c, e, hint);
-  }
+  bool sel = !strcmp(e->prim, "select");
+  kiln_dtype arg_hint = kc_expr_arg_hint(&c->typing, e, hint);
   const char *args[3];
-  kiln_dtype dts[3] = {hint, hint, hint};
+  kiln_dtype dts[3] = {hint, hint, hint}, out;
   for (int i = 0; i < e->n_args; i++)
     if (!(args[i] = eval(c, e->args[i], sel && i == 0 ? KILN_BOOL : arg_hint, &dts[i]))) return NULL;
-  kiln_dtype dt = sel ? dts[1] : dts[0];
-  kiln_dtype out = cmp ? KILN_BOOL : cast ? (e->to >= 0 ? (kiln_dtype)e->to : c->out_dt) : dt;
+  kiln_dtype dt = kc_expr_call_dtype(&c->typing, e, dts, &out);
   *dt_out = out;
   return ke_prim(E, e->prim, dt, out, args, e->n_args);
 }
@@ -90,12 +69,13 @@ bool ke_emit_map(ke_ctx *E, int node, const kc_expr *e) {
   if (!e) return ke_node_error(E, node, "internal: op '%s' has no expression", kc_ops[n->op].name);
   if (n->n_in > 64) return ke_node_error(E, node, "too many operands for an elementwise op");
   operand ops[64];
+  kiln_dtype var_dt[64];
   bool flat = true;
   for (int k = 0; k < n->n_in; k++) {
     const kg_type *it = ke_in_type(E, node, k);
     operand *o = &ops[k];
     memset(o, 0, sizeof *o);
-    o->dt = it->dtype;
+    o->dt = var_dt[k] = it->dtype;
     o->name = ke_str(E, "x%d", k);
     o->scalar = kg_shape_numel(&it->shape) == 1;
     o->same = kg_shape_eq(&it->shape, &t->shape);
@@ -115,7 +95,7 @@ bool ke_emit_map(ke_ctx *E, int node, const kc_expr *e) {
   for (int k = 0; k < n->n_in; k++)
     if (used[k]) ke_decl_in(E, ops[k].name, node, k);
   ke_decl_out(E, "y", node, 0);
-  map_ctx c = {E, ops, t->dtype};
+  map_ctx c = {E, ops, t->dtype, {var_dt, t->dtype}};
   if (flat) {
     ke_open(E, "for (int64_t i = 0; i < %s; i++)", ke_i64(E, kg_shape_numel(&t->shape)));
     for (int k = 0; k < n->n_in; k++) ops[k].idx = ops[k].scalar ? "0" : "i";

@@ -362,3 +362,35 @@ kc_expr *kc_expr_diff(kc_arena *a, const kc_expr *e, int var, char *err, size_t 
   }
   return r;
 }
+
+static kiln_dtype first_typed(const kc_expr_typing *t, const kc_expr *e, kiln_dtype dflt) {
+  if (e->hint >= 0) return (kiln_dtype)e->hint;
+  if (e->kind == KC_EXPR_VAR) return t->var_dt[e->var];
+  if (e->kind == KC_EXPR_NUM) return dflt;
+  if (!strcmp(e->prim, "cast")) return e->to >= 0 ? (kiln_dtype)e->to : dflt;
+  if (kc_prim_is_compare(e->prim)) return KILN_BOOL;
+  int from = !strcmp(e->prim, "select") ? 1 : 0;
+  for (int i = from; i < e->n_args; i++) {
+    kiln_dtype d = first_typed(t, e->args[i], (kiln_dtype)-1);
+    if ((int)d >= 0) return d;
+  }
+  return dflt;
+}
+
+kiln_dtype kc_expr_arg_hint(const kc_expr_typing *t, const kc_expr *e, kiln_dtype hint) {
+  if (kc_prim_is_compare(e->prim) || !strcmp(e->prim, "cast")) {
+    kiln_dtype d = (kiln_dtype)-1;
+    for (int i = 0; i < e->n_args && (int)d < 0; i++) d = first_typed(t, e->args[i], (kiln_dtype)-1);
+    return (int)d >= 0 ? d : hint;
+  }
+  return !strcmp(e->prim, "select") ? hint : first_typed(t, e, hint);
+}
+
+kiln_dtype kc_expr_call_dtype(const kc_expr_typing *t, const kc_expr *e, const kiln_dtype *dts, kiln_dtype *out) {
+  bool sel = !strcmp(e->prim, "select");
+  kiln_dtype dt = sel ? dts[1] : dts[0];
+  *out = kc_prim_is_compare(e->prim) ? KILN_BOOL
+         : !strcmp(e->prim, "cast") ? (e->to >= 0 ? (kiln_dtype)e->to : t->out_dt)
+                                    : dt;
+  return dt;
+}

@@ -61,4 +61,22 @@ int kc_prim_arity(const char *prim);
 /* True for comparison primitives (result is bool). */
 bool kc_prim_is_compare(const char *prim);
 
+/* The dtype rules every evaluator of an expression follows (the LLVM loop
+ * emitter, the C backend, the constant folder), with var_dt[i] the dtype of
+ * operand i and out_dt the node's result dtype:
+ *   a subexpression computes in its hint, else its first typed operand's
+ *   dtype (a cast: its target; a comparison: bool), else the context's;
+ *   numbers take their context's dtype; a comparison's or a cast's operands
+ *   follow their first typed operand; a select's condition is bool. */
+typedef struct kc_expr_typing {
+  const kiln_dtype *var_dt;
+  kiln_dtype out_dt;
+} kc_expr_typing;
+/* The context dtype a call's operands are evaluated in, given the call's
+ * own context dtype `hint` (after applying e->hint). */
+kiln_dtype kc_expr_arg_hint(const kc_expr_typing *t, const kc_expr *e, kiln_dtype hint);
+/* The dtype call e computes in and the dtype it yields (*out), from its
+ * operands' dtypes dts[]. */
+kiln_dtype kc_expr_call_dtype(const kc_expr_typing *t, const kc_expr *e, const kiln_dtype *dts, kiln_dtype *out);
+
 #endif

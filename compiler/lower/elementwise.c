@@ -22,21 +22,8 @@ typedef struct map_ctx {
   kl_ctx *L;
   operand *ops;
   kiln_dtype out_dt;
+  kc_expr_typing typing; /* the operands' dtypes, for ir/expr.h's rules */
 } map_ctx;
-
-static kiln_dtype first_var_dtype(const map_ctx *c, const kc_expr *e, kiln_dtype dflt) {
-  if (e->hint >= 0) return (kiln_dtype)e->hint;
-  if (e->kind == KC_EXPR_VAR) return c->ops[e->var].dt;
-  if (e->kind == KC_EXPR_NUM) return dflt;
-  if (!strcmp(e->prim, "cast")) return e->to >= 0 ? (kiln_dtype)e->to : dflt;
-  if (kc_prim_is_compare(e->prim)) return KILN_BOOL;
-  int from = !strcmp(e->prim, "select") ? 1 : 0;
-  for (int i = from; i < e->n_args; i++) {
-    kiln_dtype d = first_var_dtype(c, e->args[i], (kiln_dtype)-1);
-    if ((int)d >= 0) return d;
-  }
-  return dflt;
-}
 
 /* Evaluates e; constants take the dtype `hint` of their context. */
 static LLVMValueRef eval(map_ctx *c, const kc_expr *e, kiln_dtype hint, kiln_dtype *dt_out) {
@@ -51,22 +38,13 @@ static LLVMValueRef eval(map_ctx *c, const kc_expr *e, kiln_dtype hint, kiln_dty
     *dt_out = hint;
     return kl_const_f(L, hint, e->num);
   }
-  bool sel = !strcmp(e->prim, "select"), cmp = kc_prim_is_compare(e->prim), cast = !strcmp(e->prim, "cast");
-  kiln_dtype arg_hint = hint;
-  if (cmp || cast) {
-    /* a comparison's constants follow its other operand */
-    kiln_dtype d = (kiln_dtype)-1;
-    for (int i = 0; i < e->n_args && (int)d < 0; i++) d = first_var_dtype(c, e->args[i], (kiln_dtype)-1);
-    arg_hint = (int)d >= 0 ? d : hint;
-  } else if (!sel) {
-    arg_hint = first_var_dtype(c, e, hint);
-  }
+  bool sel = !strcmp(e->prim, "select");
+  kiln_dtype arg_hint = kc_expr_arg_hint(&c->typing, e, hint);
   LLVMValueRef args[3];
-  kiln_dtype dts[3] = {hint, hint, hint};
+  kiln_dtype dts[3] = {hint, hint, hint}, out;
   for (int i = 0; i < e->n_args; i++)
     args[i] = eval(c, e->args[i], sel && i == 0 ? KILN_BOOL : arg_hint, &dts[i]);
-  kiln_dtype dt = sel ? dts[1] : dts[0];
-  kiln_dtype out = cmp ? KILN_BOOL : cast ? (e->to >= 0 ? (kiln_dtype)e->to : c->out_dt) : dt;
+  kiln_dtype dt = kc_expr_call_dtype(&c->typing, e, dts, &out);
   *dt_out = out;
   return kl_prim(L, e->prim, dt, out, args, e->n_args);
 }
@@ -102,13 +80,14 @@ bool kl_emit_map(kl_ctx *L, int node, const kc_expr *e) {
   const kg_type *t = &n->out[0];
   if (!e) return kc_error(L->diag, n->loc, "internal: op '%s' has no expression", kc_ops[n->op].name);
   operand ops[64];
+  kiln_dtype var_dt[64];
   if (n->n_in > 64) return kc_error(L->diag, n->loc, "too many operands for an elementwise op");
   bool flat = true;
   for (int k = 0; k < n->n_in; k++) {
     const kg_type *it = kl_in_type(L, node, k);
     operand *o = &ops[k];
     memset(o, 0, sizeof *o);
-    o->dt = it->dtype;
+    o->dt = var_dt[k] = it->dtype;
     o->base = kl_in(L, node, k);
     o->scalar = kg_shape_numel(&it->shape) == 1;
     o->same = kg_shape_eq(&it->shape, &t->shape);
@@ -122,7 +101,7 @@ bool kl_emit_map(kl_ctx *L, int node, const kc_expr *e) {
       s *= dim;
     }
   }
-  map_ctx c = {L, ops, t->dtype};
+  map_ctx c = {L, ops, t->dtype, {var_dt, t->dtype}};
   LLVMValueRef out = kl_out(L, node, 0);
   if (L->kernel_index) { /* one element per GPU thread; the launch covers numel */
     LLVMValueRef i = L->kernel_index;

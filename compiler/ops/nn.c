@@ -46,14 +46,7 @@ enum { NN_LIMIT = 1 << 30 };
  * window geometry (shared by the shape rules and the lowerings)
  * ====================================================================== */
 
-typedef struct win_geom {
-  int64_t N, H, W, C;     /* the input, NHWC */
-  int64_t KH, KW;         /* the window: filter taps or pooling ksize */
-  int64_t M;              /* conv2d: output channels; depthwise: multiplier; pools: 1 */
-  int64_t OH, OW;         /* the output's spatial size */
-  int64_t sh, sw, dh, dw; /* strides and dilations */
-  int64_t pt, pl;         /* padding before the first row / column (TF's pad_before) */
-} win_geom;
+typedef kc_window win_geom; /* ops_util.h */
 
 static const char *const hw_name[2] = {"height", "width"};
 
@@ -122,6 +115,10 @@ static bool win_make(kc_infer_ctx *c, const kg_node *n, const kg_shape *x, int64
   g->KH = kh, g->KW = kw, g->sh = s[0], g->sw = s[1], g->dh = d[0], g->dw = d[1];
   return out_size(c, n, 0, g->H, kh, g->sh, g->dh, same, &g->OH, &g->pt) &&
          out_size(c, n, 1, g->W, kw, g->sw, g->dw, same, &g->OW, &g->pl);
+}
+
+bool kc_window_of(const kg_node *n, const kg_shape *x, int64_t kh, int64_t kw, bool dilated, kc_window *g) {
+  return win_make(NULL, n, x, kh, kw, dilated, g);
 }
 
 static bool rank4(kc_infer_ctx *c, const kg_node *n, const char *what, const char *layout, const kg_shape *s) {

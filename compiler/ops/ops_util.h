@@ -27,4 +27,31 @@ const char *kc_ints_str(const int64_t *v, int n, char *buf, size_t len);
 /* Formats a shape as "[2,3]" into buf. */
 const char *kc_shape_str(const kg_shape *s, char *buf, size_t len);
 
+/* The window of a conv2d-family or pooling node over an NHWC input: TF's
+ * output-size and SAME-padding arithmetic, one definition for the shape
+ * rules, the LLVM lowering and the C backend (compiler/emitc/). */
+typedef struct kc_window {
+  int64_t N, H, W, C;     /* the input, NHWC */
+  int64_t KH, KW;         /* the window: filter taps or pooling ksize */
+  int64_t M;              /* conv2d: output channels; depthwise: multiplier; pools: 1 (set by the caller) */
+  int64_t OH, OW;         /* the output's spatial size */
+  int64_t sh, sw, dh, dw; /* strides and dilations */
+  int64_t pt, pl;         /* padding before the first row / column (TF's pad_before) */
+} kc_window;
+/* The window of kh x kw taps of node n over input x (dilations read when
+ * `dilated`); false for attributes the shape rule would reject. */
+bool kc_window_of(const kg_node *n, const kg_shape *x, int64_t kh, int64_t kw, bool dilated, kc_window *g);
+
+/* The compile-time form of a strided slice: per input dimension the first
+ * index, step and count; per output dimension the input dimension it walks
+ * (-1 for a new axis of size 1). */
+typedef struct kc_ss_plan {
+  int64_t start[KILN_MAX_RANK], step[KILN_MAX_RANK], count[KILN_MAX_RANK];
+  int out_rank;
+  int from[KILN_MAX_RANK];
+} kc_ss_plan;
+/* TF's ValidateStridedSliceOp for node n over input shape `in`; on a user
+ * error false with the message in err. */
+bool kc_strided_slice_plan(const kg_node *n, const kg_shape *in, kc_ss_plan *p, char *err, size_t errlen);
+
 #endif

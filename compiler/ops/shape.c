@@ -460,11 +460,7 @@ bool kl_lower_slice(kl_ctx *L, int node) {
  * index, step and count; per output dimension the input dimension it walks
  * (-1 for a new axis of size 1).  Shrunk dimensions keep count 1 and appear
  * in no output dimension. */
-typedef struct ss_plan {
-  int64_t start[KILN_MAX_RANK], step[KILN_MAX_RANK], count[KILN_MAX_RANK];
-  int out_rank;
-  int from[KILN_MAX_RANK];
-} ss_plan;
+typedef kc_ss_plan ss_plan; /* ops_util.h */
 
 enum { SS_NEW_AXIS = -1, SS_SHRINK = -2, SS_MAX_SPEC = 32 };
 
@@ -1058,4 +1054,8 @@ bool kl_lower_scatter_add(kl_ctx *L, int node) {
   span_end(L, &sk);
   span_end(L, &so);
   return true;
+}
+
+bool kc_strided_slice_plan(const kg_node *n, const kg_shape *in, kc_ss_plan *p, char *err, size_t errlen) {
+  return ss_compute(n, in, p, err, errlen);
 }

@@ -42,6 +42,7 @@ typedef struct eval_ctx {
   const kg_tensor **in;
   int64_t *idx; /* per operand: the element read for the current output */
   kiln_dtype out_dt;
+  kc_expr_typing typing; /* the operands' dtypes, for ir/expr.h's rules */
 } eval_ctx;
 
 static bool is_f(kiln_dtype d) { return kg_dtype_is_float(d); }
@@ -75,20 +76,6 @@ static sval convert(sval v, kiln_dtype to) {
     return mk(to, 0, (int64_t)v.f);
   }
   return mk(to, 0, v.i);
-}
-
-static kiln_dtype first_var_dtype(const eval_ctx *c, const kc_expr *e, kiln_dtype dflt) {
-  if (e->hint >= 0) return (kiln_dtype)e->hint;
-  if (e->kind == KC_EXPR_VAR) return c->in[e->var]->type.dtype;
-  if (e->kind == KC_EXPR_NUM) return dflt;
-  if (!strcmp(e->prim, "cast")) return e->to >= 0 ? (kiln_dtype)e->to : dflt;
-  if (kc_prim_is_compare(e->prim)) return KILN_BOOL;
-  int from = !strcmp(e->prim, "select") ? 1 : 0;
-  for (int i = from; i < e->n_args; i++) {
-    kiln_dtype d = first_var_dtype(c, e->args[i], (kiln_dtype)-1);
-    if ((int)d >= 0) return d;
-  }
-  return dflt;
 }
 
 static int64_t floordiv(int64_t a, int64_t b, bool want_mod) {
@@ -194,20 +181,15 @@ static bool eval(const eval_ctx *c, const kc_expr *e, kiln_dtype hint, sval *out
     *out = is_f(hint) ? mk(hint, e->num, 0) : mk(hint, 0, (int64_t)e->num);
     return true;
   }
-  bool sel = !strcmp(e->prim, "select"), cmp = kc_prim_is_compare(e->prim), cast = !strcmp(e->prim, "cast");
-  kiln_dtype arg_hint = hint;
-  if (cmp || cast) {
-    kiln_dtype d = (kiln_dtype)-1;
-    for (int i = 0; i < e->n_args && (int)d < 0; i++) d = first_var_dtype(c, e->args[i], (kiln_dtype)-1);
-    arg_hint = (int)d >= 0 ? d : hint;
-  } else if (!sel) {
-    arg_hint = first_var_dtype(c, e, hint);
-  }
+  bool sel = !strcmp(e->prim, "select");
+  kiln_dtype arg_hint = kc_expr_arg_hint(&c->typing, e, hint);
   sval a[3] = {{0}};
-  for (int i = 0; i < e->n_args; i++)
+  kiln_dtype dts[3] = {hint, hint, hint}, res;
+  for (int i = 0; i < e->n_args; i++) {
     if (!eval(c, e->args[i], sel && i == 0 ? KILN_BOOL : arg_hint, &a[i])) return false;
-  kiln_dtype dt = sel ? a[1].dt : a[0].dt;
-  kiln_dtype res = cmp ? KILN_BOOL : cast ? (e->to >= 0 ? (kiln_dtype)e->to : c->out_dt) : dt;
+    dts[i] = a[i].dt;
+  }
+  kiln_dtype dt = kc_expr_call_dtype(&c->typing, e, dts, &res);
   return prim(e->prim, dt, res, a, out);
 }
 
@@ -248,7 +230,9 @@ static bool fold_elementwise(kg_module *m, const kg_node *n, const kg_tensor **i
   if (!e) return false;
   int64_t idx[16], coord[KILN_MAX_RANK];
   if (n->n_in > 16) return false;
-  eval_ctx c = {n->n_in, in, idx, r->type.dtype};
+  kiln_dtype var_dt[16];
+  for (int k = 0; k < n->n_in; k++) var_dt[k] = in[k]->type.dtype;
+  eval_ctx c = {n->n_in, in, idx, r->type.dtype, {var_dt, r->type.dtype}};
   int64_t total = kg_shape_numel(&r->type.shape);
   for (int64_t i = 0; i < total; i++) {
     unravel(&r->type.shape, i, coord);

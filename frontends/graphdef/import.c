@@ -10,6 +10,7 @@
  * kiln node computing output 0 of a TensorFlow node carries the node's name
  * (other outputs "name:k", written name_k); `device` fields become device
  * annotations ("/device:GPU:1" -> gpu:1). */
+#include "frontends/common/frontend.h"
 #include "frontends/graphdef/gd.h"
 #include "passes/fold.h"
 #include "passes/verify.h"
@@ -37,34 +38,13 @@ static const char *str(const char *s) { return s ? s : ""; }
 
 /* ---- names ---- */
 
-static const char *sanitize(gd_ctx *c, const char *name) {
-  static const char *const keywords[] = {"module", "var", "queue", "graph", "device", "entry", "program", "after",
-                                         "scope", "true", "false", "inf", "nan"};
-  size_t n = strlen(name);
-  char *s = kc_alloc(c->m->arena, n + 3);
-  size_t k = 0;
-  if (!n || !(isalpha((unsigned char)name[0]) || name[0] == '_')) s[k++] = 'v';
-  for (size_t i = 0; i < n; i++)
-    s[k++] = isalnum((unsigned char)name[i]) || name[i] == '_' || (name[i] == '/' && i + 1 < n) ? name[i] : '_';
-  s[k] = 0;
-  for (size_t i = 0; i < sizeof keywords / sizeof *keywords; i++)
-    if (!strcmp(s, keywords[i])) return kc_sprintf(c->m->arena, "v_%s", s);
-  return s;
-}
+static const char *sanitize(gd_ctx *c, const char *name) { return kc_fe_sanitize(c->m->arena, name, true); }
 
-static const char *fresh_name(gd_ctx *c, const char *tf_name) {
-  const char *base = sanitize(c, tf_name), *name = base;
-  for (int k = 1; kc_module_find(c->m, name, strlen(name)) >= 0; k++) name = kc_sprintf(c->m->arena, "%s_%d", base, k);
-  return name;
-}
+static const char *fresh_name(gd_ctx *c, const char *tf_name) { return kc_fe_fresh_name(c->m, tf_name, true); }
 
 /* ---- the node index ---- */
 
-static uint64_t hash(const char *s, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-  return h;
-}
+static uint64_t hash(const char *s, size_t n) { return kc_fe_hash(s, n); }
 
 /* Index of the node named s[0..n), or -1. */
 static int find_node(gd_ctx *c, const char *s, size_t n) {

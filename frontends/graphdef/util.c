@@ -1,6 +1,7 @@
 /* util.c — what every TensorFlow converter uses: messages that name the
  * node, attribute lookup with TensorFlow's defaults, constant operands,
  * small builders and the activations of the fused ops. */
+#include "frontends/common/frontend.h"
 #include "frontends/graphdef/gd.h"
 #include "ir/expr.h"
 #include "passes/fold.h"
@@ -118,69 +119,23 @@ void gd_outputs(gd_ctx *c, gd_node *n, int count) {
   for (int i = 0; i < count; i++) n->out[i] = KG_NOREF;
 }
 
-kg_ref gd_tensor_const(gd_ctx *c, const kg_tensor *t) {
-  kg_attr a = {.name = "value", .kind = KG_ATTR_TENSOR, .tensor = *t};
-  return kb_typed_node(&c->g, KC_OP_CONST, &t->type, NULL, 0, &a, 1);
-}
+kg_ref gd_tensor_const(gd_ctx *c, const kg_tensor *t) { return kc_fe_tensor_const(&c->g, t); }
 
 kg_ref gd_const_from(gd_ctx *c, kiln_dtype dt, const kg_shape *s, const double *v) {
-  kg_tensor t = {.type = {dt, *s}};
-  int64_t n = kg_shape_numel(s);
-  t.data = kc_alloc(c->m->arena, (size_t)kg_type_bytes(&t.type) + 1);
-  for (int64_t i = 0; i < n; i++) kg_tensor_set(&t, i, v[i], (int64_t)v[i]);
-  return gd_tensor_const(c, &t);
+  return kc_fe_const_from(&c->g, dt, s, v);
 }
 
 kg_ref gd_expr(gd_ctx *c, const char *expr, const kg_ref *in, int n_in, kiln_dtype dt) {
-  if (c->g.failed) return KG_NOREF;
-  for (int i = 0; i < n_in; i++)
-    if (in[i].node < 0) {
-      c->g.failed = true;
-      return KG_NOREF;
-    }
-  char err[200];
-  kc_expr *e = kc_expr_parse(c->m->arena, expr, kc_expr_var_names(c->m->arena, n_in), err, sizeof err);
-  if (!e) {
-    kc_error(c->d, (kc_loc){c->path, 0, 0}, "internal: bad converter expression '%s': %s", expr, err);
-    c->g.failed = true;
-    return KG_NOREF;
-  }
-  kg_shape s = gd_type(c, in[0])->shape;
-  for (int i = 1; i < n_in; i++) {
-    const kg_shape *b = &gd_type(c, in[i])->shape;
-    kg_shape r = {.rank = s.rank > b->rank ? s.rank : b->rank};
-    for (int d = 0; d < r.rank; d++) {
-      int da = d - (r.rank - s.rank), db = d - (r.rank - b->rank);
-      int64_t x = da >= 0 ? s.dim[da] : 1, y = db >= 0 ? b->dim[db] : 1;
-      if (x != y && x != 1 && y != 1) {
-        char sa[64], sb[64];
-        kc_error(c->d, (kc_loc){c->path, 0, 0}, "%s: operands %s and %s do not broadcast", c->g.prefix,
-                 kg_type_str(gd_type(c, in[0]), sa, sizeof sa), kg_type_str(gd_type(c, in[i]), sb, sizeof sb));
-        c->g.failed = true;
-        return KG_NOREF;
-      }
-      r.dim[d] = x == 1 ? y : x;
-    }
-    s = r;
-  }
-  return kb_fused(&c->g, e, in, n_in, dt, &s);
+  return kc_fe_expr(&c->g, expr, in, n_in, dt);
 }
 
 kg_ref gd_reshape(gd_ctx *c, kg_ref x, const kg_shape *s) { return kb_reshape(&c->g, x, s); }
 
 kg_ref gd_transpose(gd_ctx *c, kg_ref x, const int64_t *perm, int rank) {
-  bool ident = true;
-  for (int d = 0; d < rank; d++) ident &= perm[d] == d;
-  if (ident || c->g.failed) return x;
-  kg_attr a = kb_attr_ints(&c->g, "perm", perm, rank);
-  return kb_node(&c->g, KC_OP_TRANSPOSE, &x, 1, &a, 1);
+  return kc_fe_transpose(&c->g, x, perm, rank);
 }
 
-kg_ref gd_cast(gd_ctx *c, kg_ref x, kiln_dtype to) {
-  if (x.node < 0 || gd_type(c, x)->dtype == to) return x;
-  kg_attr a = kb_attr_dtype("to", to);
-  return kb_node(&c->g, KC_OP_CAST, &x, 1, &a, 1);
-}
+kg_ref gd_cast(gd_ctx *c, kg_ref x, kiln_dtype to) { return kc_fe_cast(&c->g, x, to); }
 
 kg_attr gd_kattr_str(const char *name, const char *v) { return (kg_attr){.name = name, .kind = KG_ATTR_STRING, .s = v}; }
 

@@ -9,6 +9,7 @@
  * computing an ONNX value carries that value's sanitized name, so
  * `--fetch` and `kiln import` speak the model's own names. */
 #include "frontends/onnx/ox.h"
+#include "frontends/common/frontend.h"
 #include "passes/fold.h"
 #include "passes/verify.h"
 #include <ctype.h>
@@ -41,11 +42,7 @@ static const char *str(const char *s) { return s ? s : ""; }
 
 /* ---- the value table ---- */
 
-static uint64_t hash(const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-  return h;
-}
+static uint64_t hash(const char *s) { return kc_fe_hash(s, strlen(s)); }
 
 static ox_value *slot(ox_ctx *c, const char *name) {
   uint64_t i = hash(name) & (uint64_t)(c->cap_values - 1);
@@ -80,26 +77,10 @@ static const ox_value *lookup(ox_ctx *c, const char *name) {
 
 /* ---- names ---- */
 
-static const char *sanitize(ox_ctx *c, const char *name) {
-  static const char *const keywords[] = {"module", "var", "queue", "graph", "device", "entry", "program", "after",
-                                         "scope", "true", "false", "inf", "nan"};
-  size_t n = strlen(name);
-  char *s = kc_alloc(c->m->arena, n + 3);
-  size_t k = 0;
-  if (!n || isdigit((unsigned char)name[0])) s[k++] = 'v';
-  for (size_t i = 0; i < n; i++) s[k++] = isalnum((unsigned char)name[i]) || name[i] == '_' ? name[i] : '_';
-  s[k] = 0;
-  for (size_t i = 0; i < sizeof keywords / sizeof *keywords; i++)
-    if (!strcmp(s, keywords[i])) return kc_sprintf(c->m->arena, "v_%s", s);
-  return s;
-}
+static const char *sanitize(ox_ctx *c, const char *name) { return kc_fe_sanitize(c->m->arena, name, false); }
 
 /* A sanitized name not yet used by a node. */
-static const char *fresh_name(ox_ctx *c, const char *onnx_name) {
-  const char *base = sanitize(c, onnx_name), *name = base;
-  for (int k = 1; kc_module_find(c->m, name, strlen(name)) >= 0; k++) name = kc_sprintf(c->m->arena, "%s_%d", base, k);
-  return name;
-}
+static const char *fresh_name(ox_ctx *c, const char *onnx_name) { return kc_fe_fresh_name(c->m, onnx_name, false); }
 
 /* ---- inputs ---- */
 

@@ -1,6 +1,7 @@
 /* util.c — what every ONNX converter uses: messages that name the node,
  * attribute lookup with defaults, constant operands, small builders. */
 #include "frontends/onnx/ox.h"
+#include "frontends/common/frontend.h"
 #include "ir/expr.h"
 #include "passes/fold.h"
 #include <stdarg.h>
@@ -83,62 +84,20 @@ bool ox_axis(ox_ctx *c, ox_node *n, int64_t axis, int rank, int *out) {
   return true;
 }
 
-kg_ref ox_tensor_const(ox_ctx *c, const kg_tensor *t) {
-  kg_attr a = {.name = "value", .kind = KG_ATTR_TENSOR, .tensor = *t};
-  size_t bytes = (size_t)kg_type_bytes(&t->type);
-  a.tensor.data = kc_alloc(c->m->arena, bytes + 1);
-  if (bytes) memcpy(a.tensor.data, t->data, bytes);
-  return kb_typed_node(&c->g, KC_OP_CONST, &t->type, NULL, 0, &a, 1);
-}
+kg_ref ox_tensor_const(ox_ctx *c, const kg_tensor *t) { return kc_fe_tensor_const(&c->g, t); }
 
 kg_ref ox_const_from(ox_ctx *c, kiln_dtype dt, const kg_shape *s, const double *v) {
-  kg_tensor t = {.type = {dt, *s}};
-  int64_t n = kg_shape_numel(s);
-  t.data = kc_alloc(c->m->arena, (size_t)kg_type_bytes(&t.type) + 1);
-  for (int64_t i = 0; i < n; i++) kg_tensor_set(&t, i, v[i], (int64_t)v[i]);
-  return ox_tensor_const(c, &t);
+  return kc_fe_const_from(&c->g, dt, s, v);
 }
 
 kg_ref ox_expr(ox_ctx *c, const char *expr, const kg_ref *in, int n_in, kiln_dtype dt) {
-  if (c->g.failed) return KG_NOREF;
-  char err[200];
-  kc_expr *e = kc_expr_parse(c->m->arena, expr, kc_expr_var_names(c->m->arena, n_in), err, sizeof err);
-  if (!e) {
-    kc_error(c->d, (kc_loc){c->path, 0, 0}, "internal: bad converter expression '%s': %s", expr, err);
-    c->g.failed = true;
-    return KG_NOREF;
-  }
-  kg_shape s = ox_type(c, in[0])->shape;
-  for (int i = 1; i < n_in; i++) {
-    const kg_shape *b = &ox_type(c, in[i])->shape;
-    kg_shape r = {.rank = s.rank > b->rank ? s.rank : b->rank};
-    for (int d = 0; d < r.rank; d++) {
-      int da = d - (r.rank - s.rank), db = d - (r.rank - b->rank);
-      int64_t x = da >= 0 ? s.dim[da] : 1, y = db >= 0 ? b->dim[db] : 1;
-      if (x != y && x != 1 && y != 1) {
-        kc_error(c->d, (kc_loc){c->path, 0, 0}, "%s: operands do not broadcast", c->g.prefix);
-        c->g.failed = true;
-        return KG_NOREF;
-      }
-      r.dim[d] = x == 1 ? y : x;
-    }
-    s = r;
-  }
-  return kb_fused(&c->g, e, in, n_in, dt, &s);
+  return kc_fe_expr(&c->g, expr, in, n_in, dt);
 }
 
 kg_ref ox_reshape(ox_ctx *c, kg_ref x, const kg_shape *s) { return kb_reshape(&c->g, x, s); }
 
 kg_ref ox_transpose(ox_ctx *c, kg_ref x, const int64_t *perm, int rank) {
-  bool ident = true;
-  for (int d = 0; d < rank; d++) ident &= perm[d] == d;
-  if (ident) return x;
-  kg_attr a = kb_attr_ints(&c->g, "perm", perm, rank);
-  return kb_node(&c->g, KC_OP_TRANSPOSE, &x, 1, &a, 1);
+  return kc_fe_transpose(&c->g, x, perm, rank);
 }
 
-kg_ref ox_cast(ox_ctx *c, kg_ref x, kiln_dtype to) {
-  if (x.node < 0 || ox_type(c, x)->dtype == to) return x;
-  kg_attr a = kb_attr_dtype("to", to);
-  return kb_node(&c->g, KC_OP_CAST, &x, 1, &a, 1);
-}
+kg_ref ox_cast(ox_ctx *c, kg_ref x, kiln_dtype to) { return kc_fe_cast(&c->g, x, to); }

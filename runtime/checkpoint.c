@@ -627,6 +627,11 @@ int kiln_rt_save(kiln_inst *inst, const char *prefix, int64_t step, int32_t max_
                        prefix, (int)i, d->vars[i].name ? d->vars[i].name : "?", why);
   }
 
+  /* GPU-resident variables: the host copy is stale until downloaded */
+  if (kiln_gpu_sync_vars) {
+    int gst = kiln_gpu_sync_vars(inst, 1);
+    if (gst) return gst;
+  }
   char *name = step >= 0 ? strf("%s-%lld", base, (long long)step) : strdup(base);
   char *dir = dir_of(prefix);
   char *target = name ? strf("%s%s", name, CK_EXT) : NULL;
@@ -966,7 +971,8 @@ static int load(kiln_inst *inst, const char *path) {
     if (v->dtype == KILN_BOOL) /* a _Bool must hold 0 or 1 */
       for (int64_t k = 0; k < v->nbytes; k++) inst->vars[v->offset + k] = inst->vars[v->offset + k] != 0;
   }
-  st = KILN_OK;
+  /* GPU-resident variables: the device copy is what the kernels read */
+  st = kiln_gpu_sync_vars ? kiln_gpu_sync_vars(inst, 0) : KILN_OK;
 done:
   free(found);
   free(sorted);

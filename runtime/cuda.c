@@ -80,7 +80,17 @@ typedef struct kiln_gpu {
   int n_arenas, cap_arenas;
   int sync_each;      /* KILN_GPU_SYNC */
   const char *last_node; /* the last kernel queued, for messages about asynchronous failures */
+  int vars_dirty;     /* device work ran since the host copy of the variables was last brought up to date */
+  int use_blas;       /* cuBLAS loaded: matmuls with a kiln_gpu_gemm use it */
+  void **blas;        /* per device: its cuBLAS handle (created on first use) */
+  int *blas_failed;   /* per device: creating the handle failed; the tiled kernel runs */
 } kiln_gpu;
+
+/* runtime/cublas.c */
+int kiln_cublas_load(const char **which);
+int kiln_cublas_create(void *stream, void **handle);
+void kiln_cublas_destroy(void *handle);
+int kiln_cublas_gemm(void *handle, const kiln_gpu_gemm *gm, uint64_t a, uint64_t b, uint64_t c);
 
 static cuda_api cu;
 static void *cu_lib;
@@ -223,6 +233,15 @@ static int dev_ptr(kiln_inst *inst, kiln_gpu *g, int dev, const kiln_gpu_arg *a,
   return KILN_OK;
 }
 
+static int sync_dev(kiln_inst *inst, kiln_gpu *g, int dev, const char *what) {
+  cu.CtxSetCurrent(g->ctx[dev]);
+  CUresult r = cu.StreamSynchronize(g->stream[dev]);
+  if (!r) return KILN_OK;
+  char b[256];
+  return kiln_fail(inst, KILN_ERROR, "gpu:%d failed (%s; the last kernel queued was node '%s'): %s", dev, what,
+                   g->last_node ? g->last_node : "-", err_text(r, b, sizeof b));
+}
+
 int kiln_rt_gpu_launch(kiln_inst *inst, int32_t k) {
   kiln_gpu *g = gpu_of(inst);
   const kiln_gpu_desc *gd = inst->desc->gpu;
@@ -242,6 +261,17 @@ int kiln_rt_gpu_launch(kiln_inst *inst, int32_t k) {
   params[kd->n_args] = &n;
   if (n <= 0) return KILN_OK;
   cu.CtxSetCurrent(g->ctx[dev]);
+  __atomic_store_n(&g->vars_dirty, 1, __ATOMIC_RELAXED);
+  if (kd->gemm && kd->n_args == 3 && g->use_blas && !g->blas_failed[dev]) {
+    if (!g->blas[dev] && kiln_cublas_create(g->stream[dev], &g->blas[dev])) g->blas_failed[dev] = 1;
+    if (g->blas[dev]) {
+      int bs = kiln_cublas_gemm(g->blas[dev], kd->gemm, ptrs[0], ptrs[1], ptrs[2]);
+      if (bs) return kiln_fail(inst, KILN_ERROR, "cuBLAS GEMM of node '%s' on gpu:%d failed (cublasStatus %d)",
+                               kd->node, dev, bs);
+      g->last_node = kd->node;
+      return g->sync_each ? sync_dev(inst, g, dev, kd->node) : KILN_OK;
+    }
+  }
   CUresult r = cu.LaunchKernel(g->fn[k], (unsigned)kd->grid, 1, 1, (unsigned)kd->block, 1, 1, 0, g->stream[dev], params,
                                NULL);
   char b[256];
@@ -253,15 +283,6 @@ int kiln_rt_gpu_launch(kiln_inst *inst, int32_t k) {
     return kiln_fail(inst, KILN_ERROR, "the GPU kernel of node '%s' on gpu:%d failed: %s", kd->node, dev,
                      err_text(r, b, sizeof b));
   return KILN_OK;
-}
-
-static int sync_dev(kiln_inst *inst, kiln_gpu *g, int dev, const char *what) {
-  cu.CtxSetCurrent(g->ctx[dev]);
-  CUresult r = cu.StreamSynchronize(g->stream[dev]);
-  if (!r) return KILN_OK;
-  char b[256];
-  return kiln_fail(inst, KILN_ERROR, "gpu:%d failed (%s; the last kernel queued was node '%s'): %s", dev, what,
-                   g->last_node ? g->last_node : "-", err_text(r, b, sizeof b));
 }
 
 int kiln_rt_gpu_copy(kiln_inst *inst, int32_t c, const void *host_src, void *host_dst) {
@@ -283,6 +304,7 @@ int kiln_rt_gpu_copy(kiln_inst *inst, int32_t c, const void *host_src, void *hos
     memcpy(host_dst, host_src, n);
     return KILN_OK;
   }
+  if (d >= 0 && cd->dst.space == 1) __atomic_store_n(&g->vars_dirty, 1, __ATOMIC_RELAXED);
   if (s < 0) { /* host to device, queued behind the device's earlier work */
     cu.CtxSetCurrent(g->ctx[d]);
     r = cu.MemcpyHtoDAsync(dp, host_src, n, g->stream[d]);
@@ -338,8 +360,18 @@ static int move_vars(kiln_inst *inst, int to_host) {
   return KILN_OK;
 }
 
-int kiln_rt_gpu_vars_to_host(kiln_inst *inst) { return move_vars(inst, 1); }
-int kiln_rt_gpu_vars_to_device(kiln_inst *inst) { return move_vars(inst, 0); }
+
+int kiln_gpu_sync_vars(kiln_inst *inst, int to_host) {
+  kiln_gpu *g = gpu_of(inst);
+  if (!g || !g->active || !inst->desc->gpu || !inst->desc->gpu->n_vars) return KILN_OK;
+  if (to_host && !__atomic_exchange_n(&g->vars_dirty, 0, __ATOMIC_ACQ_REL)) return KILN_OK;
+  int st = move_vars(inst, to_host);
+  if (st && to_host) __atomic_store_n(&g->vars_dirty, 1, __ATOMIC_RELAXED);
+  return st;
+}
+
+int kiln_rt_gpu_vars_to_host(kiln_inst *inst) { return kiln_gpu_sync_vars(inst, 1); }
+int kiln_rt_gpu_vars_to_device(kiln_inst *inst) { return kiln_gpu_sync_vars(inst, 0); }
 
 /* ---- start and stop ---- */
 
@@ -356,6 +388,7 @@ static void free_gpu(kiln_gpu *g) {
       if (!g->ctx || !g->ctx[dev]) continue;
       cu.CtxSetCurrent(g->ctx[dev]);
       if (g->stream[dev]) cu.StreamSynchronize(g->stream[dev]);
+      if (g->blas && g->blas[dev]) kiln_cublas_destroy(g->blas[dev]);
       if (g->vars[dev]) cu.MemFree(g->vars[dev]);
       if (g->module[dev]) cu.ModuleUnload(g->module[dev]);
       if (g->stream[dev]) cu.StreamDestroy(g->stream[dev]);
@@ -371,6 +404,8 @@ static void free_gpu(kiln_gpu *g) {
   free(g->stream);
   free(g->vars);
   free(g->fn);
+  free(g->blas);
+  free(g->blas_failed);
   pthread_mutex_destroy(&g->lock);
   free(g);
 }
@@ -448,7 +483,10 @@ int kiln_gpu_start(kiln_inst *inst) {
   g->stream = calloc((size_t)n, sizeof *g->stream);
   g->vars = calloc((size_t)n, sizeof *g->vars);
   g->fn = calloc((size_t)(gd->n_kernels > 0 ? gd->n_kernels : 1), sizeof *g->fn);
-  if (!g->used || !g->device || !g->ctx || !g->module || !g->stream || !g->vars || !g->fn)
+  g->blas = calloc((size_t)n, sizeof *g->blas);
+  g->blas_failed = calloc((size_t)n, sizeof *g->blas_failed);
+  if (!g->used || !g->device || !g->ctx || !g->module || !g->stream || !g->vars || !g->fn || !g->blas ||
+      !g->blas_failed)
     return kiln_fail(inst, KILN_ERROR, "out of memory");
   const char *env = getenv("KILN_GPU_SYNC");
   g->sync_each = env && *env && strcmp(env, "0");
@@ -498,6 +536,14 @@ int kiln_gpu_start(kiln_inst *inst) {
       return kiln_fail(inst, KILN_ERROR, "gpu:%d: the kernel of node '%s' (%s) is not in the PTX: %s", k->device,
                        k->node, k->symbol, err_text(r, b, sizeof b));
   }
+  int gemms = 0;
+  for (int i = 0; i < gd->n_kernels; i++) gemms += gd->kernels[i].gemm != NULL;
+  const char *blas = NULL;
+  g->use_blas = gemms && kiln_cublas_load(&blas);
+  env = getenv("KILN_GPU_LOG");
+  if (gemms && env && *env && strcmp(env, "0"))
+    fprintf(stderr, "kiln: %s: GEMM through %s%s\n", mod_name(inst), g->use_blas ? "cuBLAS, " : "kiln's tiled kernel",
+            g->use_blas ? blas : "");
   g->active = 1;
   return kiln_rt_gpu_vars_to_device(inst);
 }

@@ -102,7 +102,18 @@ typedef struct kiln_gpu_kernel {
   const kiln_gpu_arg *args;
   int64_t n;          /* threads that do work */
   int32_t block, grid;/* 1-D launch geometry */
+  const struct kiln_gpu_gemm *gemm; /* a matmul cuBLAS may compute instead (args: A, B, C); NULL: none */
 } kiln_gpu_kernel;
+
+/* C = A B of a matmul kernel, row-major, for cuBLAS (runtime/cublas.c):
+ * each of `batch` matrices at stride_* elements from the last (0: the same
+ * matrix for every batch); trans_*: the operand is stored transposed. */
+typedef struct kiln_gpu_gemm {
+  int32_t dtype; /* KILN_F32 or KILN_F64 */
+  int32_t trans_a, trans_b, batch;
+  int64_t m, n, k;
+  int64_t stride_a, stride_b, stride_c;
+} kiln_gpu_gemm;
 
 /* A device_copy node in one entry: device -1 is host memory, whose address
  * generated code passes at run time. */

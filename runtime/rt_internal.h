@@ -91,5 +91,10 @@ void kiln_coord_destroy(kiln_inst *inst);
 int kiln_gpu_start(kiln_inst *inst) __attribute__((weak));
 /* Frees the device memory and contexts of an instance (weak, as above). */
 void kiln_gpu_stop(kiln_inst *inst) __attribute__((weak));
+/* Brings the host copy of the GPU-resident variables up to date (to_host),
+ * or uploads the host copy to the GPUs (after a restore): checkpoint.c calls
+ * it around save and restore.  A no-op where no GPU is active (weak, as
+ * above: binaries without GPU work do not link it). */
+int kiln_gpu_sync_vars(kiln_inst *inst, int to_host) __attribute__((weak));
 
 #endif

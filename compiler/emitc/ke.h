@@ -230,7 +230,5 @@ typedef kc_ss_plan ke_ss; /* ops_util.h */
  * the view's shape. */
 bool ke_ss_plan(ke_ctx *E, int node, const kg_shape *in, const kg_shape *view, ke_ss *p);
 
-/* Row-major strides of a shape, in elements. */
-void ke_row_strides(const kg_shape *s, int64_t *st);
 
 #endif

@@ -10,12 +10,7 @@
 #include <math.h>
 #include <string.h>
 
-typedef struct copy_plan {
-  int rank;
-  int64_t dim[KILN_MAX_RANK];
-  int64_t src_stride[KILN_MAX_RANK], dst_stride[KILN_MAX_RANK];
-  int64_t src_off, dst_off;
-} copy_plan;
+typedef kc_copy_plan copy_plan; /* ops_util.h */
 
 /* dst[dst_off + sum i_k dst_stride_k] = src[src_off + sum i_k src_stride_k] */
 static void emit_copy(ke_ctx *E, kiln_dtype dt, const char *dst, const char *src, const copy_plan *p) {
@@ -50,26 +45,6 @@ static void emit_copy(ke_ctx *E, kiln_dtype dt, const char *dst, const char *src
   for (int d = 0; d < q.rank; d++) ke_close(E);
 }
 
-static copy_plan plan_into(const kg_shape *out) {
-  copy_plan p = {.rank = out->rank};
-  memcpy(p.dim, out->dim, sizeof p.dim);
-  ke_row_strides(out, p.dst_stride);
-  return p;
-}
-
-static copy_plan plan_from(const kg_shape *in) {
-  copy_plan p = {.rank = in->rank};
-  memcpy(p.dim, in->dim, sizeof p.dim);
-  ke_row_strides(in, p.src_stride);
-  return p;
-}
-
-static int64_t prod(const int64_t *v, int from, int to) {
-  int64_t p = 1;
-  for (int i = from; i < to; i++) p *= v[i];
-  return p;
-}
-
 /* Declares x (operand 0) and y (output 0) and copies through plan p. */
 static bool copy_node(ke_ctx *E, int node, const copy_plan *p) {
   if (kg_shape_numel(&ke_out_type(E, node, 0)->shape) == 0) return true;
@@ -87,8 +62,8 @@ bool ke_render_transpose(ke_ctx *E, int node) {
   bool given = kc_attr_ints(n, "perm", &cnt, &v);
   for (int d = 0; d < r; d++) perm[d] = given ? (int)(v[d] < 0 ? v[d] + r : v[d]) : r - 1 - d;
   int64_t ist[KILN_MAX_RANK];
-  ke_row_strides(&x->shape, ist);
-  copy_plan p = plan_into(&y->shape);
+  kc_row_strides(&x->shape, ist);
+  copy_plan p = kc_copy_plan_into(&y->shape);
   for (int d = 0; d < p.rank; d++) p.src_stride[d] = ist[perm[d]];
   return copy_node(E, node, &p);
 }
@@ -99,12 +74,12 @@ bool ke_render_concat(ke_ctx *E, int node) {
   int64_t axis = kg_attr_int(n, "axis", 0);
   int ax = (int)(axis < 0 ? axis + y->shape.rank : axis);
   int64_t ost[KILN_MAX_RANK], at = 0;
-  ke_row_strides(&y->shape, ost);
+  kc_row_strides(&y->shape, ost);
   if (kg_shape_numel(&y->shape) == 0) return true;
   ke_decl_out(E, "y", node, 0);
   for (int k = 0; k < n->n_in; k++) {
     const kg_type *t = ke_in_type(E, node, k);
-    copy_plan p = plan_from(&t->shape);
+    copy_plan p = kc_copy_plan_from(&t->shape);
     memcpy(p.dst_stride, ost, sizeof ost);
     p.dst_off = at * ost[ax];
     if (kg_shape_numel(&t->shape)) {
@@ -123,8 +98,8 @@ bool ke_render_slice(ke_ctx *E, int node) {
   int nb;
   const int64_t *b;
   kc_attr_ints(&E->m->nodes[node], "begin", &nb, &b);
-  copy_plan p = plan_into(&y->shape);
-  ke_row_strides(&x->shape, p.src_stride);
+  copy_plan p = kc_copy_plan_into(&y->shape);
+  kc_row_strides(&x->shape, p.src_stride);
   for (int d = 0; d < p.rank; d++) p.src_off += b[d] * p.src_stride[d];
   return copy_node(E, node, &p);
 }
@@ -135,13 +110,13 @@ static bool ss_copy(ke_ctx *E, int node, const kg_shape *full, const kg_shape *v
   ke_ss sp;
   if (!ke_ss_plan(E, node, full, view, &sp)) return false;
   int64_t st[KILN_MAX_RANK], off = 0, strided[KILN_MAX_RANK] = {0};
-  ke_row_strides(full, st);
+  kc_row_strides(full, st);
   for (int i = 0; i < full->rank; i++) off += sp.start[i] * st[i];
   for (int d = 0; d < view->rank; d++) {
     int f = sp.from[d];
     strided[d] = f < 0 || sp.count[f] < 2 ? 0 : sp.step[f] * st[f];
   }
-  copy_plan p = scatter ? plan_from(view) : plan_into(view);
+  copy_plan p = scatter ? kc_copy_plan_from(view) : kc_copy_plan_into(view);
   memcpy(scatter ? p.dst_stride : p.src_stride, strided, sizeof strided);
   if (scatter) p.dst_off = off;
   else p.src_off = off;
@@ -160,13 +135,13 @@ bool ke_render_strided_slice_grad(ke_ctx *E, int node) {
   const kg_shape *full = &x->shape, *view = &ke_in_type(E, node, 0)->shape;
   if (!ke_ss_plan(E, node, full, view, &sp)) return false;
   int64_t st[KILN_MAX_RANK], off = 0, strided[KILN_MAX_RANK] = {0};
-  ke_row_strides(full, st);
+  kc_row_strides(full, st);
   for (int i = 0; i < full->rank; i++) off += sp.start[i] * st[i];
   for (int d = 0; d < view->rank; d++) {
     int f = sp.from[d];
     strided[d] = f < 0 || sp.count[f] < 2 ? 0 : sp.step[f] * st[f];
   }
-  copy_plan p = plan_from(view);
+  copy_plan p = kc_copy_plan_from(view);
   memcpy(p.dst_stride, strided, sizeof strided);
   p.dst_off = off;
   ke_decl_in(E, "x", node, 0);
@@ -177,20 +152,7 @@ bool ke_render_strided_slice_grad(ke_ctx *E, int node) {
 
 /* ---- gather and scatter_add: [outer, A, inner] views ---- */
 
-typedef struct gview {
-  int ax;
-  int64_t outer, A, inner, N;
-} gview;
-
-static gview gather_view(const kg_shape *full, int64_t axis, const kg_shape *indices) {
-  gview g;
-  g.ax = (int)(axis < 0 ? axis + full->rank : axis);
-  g.outer = prod(full->dim, 0, g.ax);
-  g.A = full->dim[g.ax];
-  g.inner = prod(full->dim, g.ax + 1, full->rank);
-  g.N = kg_shape_numel(indices);
-  return g;
-}
+typedef kc_gather_view gview; /* ops_util.h */
 
 /* every index is checked first, so a bad one ends the run before anything
  * is read or written out of bounds */
@@ -203,7 +165,7 @@ static void check_indices(ke_ctx *E, int node, const gview *g, const char *what)
 
 bool ke_render_gather(ke_ctx *E, int node) {
   const kg_type *pt = ke_in_type(E, node, 0), *it = ke_in_type(E, node, 1);
-  gview g = gather_view(&pt->shape, kg_attr_int(&E->m->nodes[node], "axis", 0), &it->shape);
+  gview g = kc_gather_view_of(&pt->shape, kg_attr_int(&E->m->nodes[node], "axis", 0), &it->shape);
   if (g.N == 0) return true;
   ke_decl_in(E, "idx", node, 1);
   check_indices(E, node, &g, "gather");
@@ -223,7 +185,7 @@ bool ke_render_gather(ke_ctx *E, int node) {
 
 bool ke_render_scatter_add(ke_ctx *E, int node) {
   const kg_type *ot = ke_out_type(E, node, 0), *it = ke_in_type(E, node, 1);
-  gview g = gather_view(&ot->shape, kg_attr_int(&E->m->nodes[node], "axis", 0), &it->shape);
+  gview g = kc_gather_view_of(&ot->shape, kg_attr_int(&E->m->nodes[node], "axis", 0), &it->shape);
   ke_decl_out(E, "y", node, 0);
   ke_memset0(E, "y", kg_type_bytes(ot));
   if (g.N == 0) return true;
@@ -252,12 +214,6 @@ static const char *const_of(ke_ctx *E, kiln_dtype dt, double v) {
   return ke_const_i(E, dt, (int64_t)v);
 }
 
-static bool const_is_zero(kiln_dtype dt, double v) {
-  if (kg_dtype_is_float(dt)) return v == 0 && !signbit(v);
-  if (dt == KILN_BOOL) return v == 0;
-  return !(fabs(v) >= 1);
-}
-
 bool ke_render_pad(ke_ctx *E, int node) {
   const kg_node *n = &E->m->nodes[node];
   const kg_type *x = ke_in_type(E, node, 0), *y = ke_out_type(E, node, 0);
@@ -266,15 +222,15 @@ bool ke_render_pad(ke_ctx *E, int node) {
   if (total == 0) return true;
   ke_decl_out(E, "y", node, 0);
   if (total != kg_shape_numel(&x->shape)) {
-    if (const_is_zero(y->dtype, cv)) ke_memset0(E, "y", kg_type_bytes(y));
+    if (kc_const_is_zero(y->dtype, cv)) ke_memset0(E, "y", kg_type_bytes(y));
     else ke_line(E, "for (int64_t i = 0; i < %s; i++) y[i] = %s;", ke_i64(E, total), const_of(E, y->dtype, cv));
   }
   if (kg_shape_numel(&x->shape) == 0) return true;
   int cnt;
   const int64_t *pads;
   kc_attr_ints(n, "paddings", &cnt, &pads);
-  copy_plan p = plan_from(&x->shape);
-  ke_row_strides(&y->shape, p.dst_stride);
+  copy_plan p = kc_copy_plan_from(&x->shape);
+  kc_row_strides(&y->shape, p.dst_stride);
   for (int d = 0; d < p.rank; d++) p.dst_off += pads[2 * d] * p.dst_stride[d];
   ke_decl_in(E, "x", node, 0);
   emit_copy(E, x->dtype, "y", "x", &p);
@@ -284,8 +240,8 @@ bool ke_render_pad(ke_ctx *E, int node) {
 bool ke_render_broadcast_to(ke_ctx *E, int node) {
   const kg_type *x = ke_in_type(E, node, 0), *y = ke_out_type(E, node, 0);
   int64_t ist[KILN_MAX_RANK];
-  ke_row_strides(&x->shape, ist);
-  copy_plan p = plan_into(&y->shape);
+  kc_row_strides(&x->shape, ist);
+  copy_plan p = kc_copy_plan_into(&y->shape);
   int lead = y->shape.rank - x->shape.rank;
   for (int d = lead; d < p.rank; d++) p.src_stride[d] = x->shape.dim[d - lead] == 1 ? 0 : ist[d - lead];
   return copy_node(E, node, &p);
@@ -298,7 +254,7 @@ bool ke_render_one_hot(ke_ctx *E, int node) {
   const kg_type *it = ke_in_type(E, node, 0), *y = ke_out_type(E, node, 0);
   int64_t axis = kg_attr_int(n, "axis", -1);
   int ax = (int)(axis < 0 ? axis + y->shape.rank : axis);
-  int64_t B = prod(it->shape.dim, 0, ax), C = prod(it->shape.dim, ax, it->shape.rank), D = y->shape.dim[ax];
+  int64_t B = kc_prod(it->shape.dim, 0, ax), C = kc_prod(it->shape.dim, ax, it->shape.rank), D = y->shape.dim[ax];
   if (kg_shape_numel(&y->shape) == 0) return true;
   const char *on = const_of(E, y->dtype, kg_attr_float(n, "on_value", 1));
   const char *off = const_of(E, y->dtype, kg_attr_float(n, "off_value", 0));

@@ -352,11 +352,3 @@ void ke_fail_if(ke_ctx *E, const char *cond, int node, const char *message) {
   ke_close(E);
   E->used_done = true;
 }
-
-void ke_row_strides(const kg_shape *s, int64_t *st) {
-  int64_t k = 1;
-  for (int d = s->rank - 1; d >= 0; d--) {
-    st[d] = k;
-    k *= s->dim[d];
-  }
-}

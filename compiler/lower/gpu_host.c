@@ -22,7 +22,7 @@ typedef struct kl_gpu_host {
   bool enabled;
   char *ptx;
   int n_devices;
-  LLVMTypeRef t_arg, t_kernel, t_copy, t_var, t_desc;
+  LLVMTypeRef t_arg, t_kernel, t_copy, t_var, t_desc, t_gemm;
   LLVMValueRef *kernels, *copies;
   int n_kernels, n_copies, cap_kernels, cap_copies;
   bool entry_used; /* the entry being lowered queued GPU work */
@@ -80,8 +80,11 @@ bool kl_gpu_host_begin(kl_ctx *L) {
   LLVMTypeRef fa[] = {L->t_i32, L->t_i32, L->t_i64};
   LLVMStructSetBody(G->t_arg, fa, 3, 0);
   G->t_kernel = LLVMStructCreateNamed(C, "kiln_gpu_kernel");
-  LLVMTypeRef fk[] = {L->t_ptr, L->t_ptr, L->t_i32, L->t_i32, L->t_ptr, L->t_i64, L->t_i32, L->t_i32};
-  LLVMStructSetBody(G->t_kernel, fk, 8, 0);
+  LLVMTypeRef fk[] = {L->t_ptr, L->t_ptr, L->t_i32, L->t_i32, L->t_ptr, L->t_i64, L->t_i32, L->t_i32, L->t_ptr};
+  LLVMStructSetBody(G->t_kernel, fk, 9, 0);
+  G->t_gemm = LLVMStructCreateNamed(C, "kiln_gpu_gemm");
+  LLVMTypeRef fg[] = {L->t_i32, L->t_i32, L->t_i32, L->t_i32, L->t_i64, L->t_i64, L->t_i64, L->t_i64, L->t_i64, L->t_i64};
+  LLVMStructSetBody(G->t_gemm, fg, 10, 0);
   G->t_copy = LLVMStructCreateNamed(C, "kiln_gpu_copy");
   LLVMTypeRef fc[] = {L->t_ptr, L->t_i32, L->t_i32, G->t_arg, G->t_arg, L->t_i64};
   LLVMStructSetBody(G->t_copy, fc, 6, 0);
@@ -165,20 +168,40 @@ static bool lower_copy(kl_ctx *L, int v) {
   return ok;
 }
 
-/* The kernel's body for every thread index, on the CPU (a test of the GPU
- * kernels' code where there is no GPU: tests/gpu/emulate.py). */
-static bool emulate(kl_ctx *L, int v, int64_t threads) {
-  const kg_node *n = &L->m->nodes[v];
+/* KILN_GPU_EMULATE: the kernel's own code run on the CPU for every thread
+ * (block kernels phase by phase between barriers), both as the CPU path of
+ * the node and as an exported function
+ *     void kiln_emu_<kernel>(void **params)
+ * taking cuLaunchKernel's parameter array, through which
+ * tests/gpu/fakecuda.c executes launches (binaries linked with -rdynamic). */
+static bool emulate(kl_ctx *L, int v, int64_t n) {
+  const kg_node *n0 = &L->m->nodes[v];
   LLVMValueRef args[64];
-  for (int k = 0; k < n->n_in; k++) args[k] = kl_in(L, v, k);
-  for (int k = 0; k < n->n_out; k++) args[n->n_in + k] = kl_out(L, v, k);
-  kl_loop lp = kl_for(L, kl_i64(L, threads), "emulated");
-  L->kernel_args = args;
-  L->kernel_index = lp.index;
-  bool ok = kl_gpu_emit_body(L, v, lp.index);
-  L->kernel_args = NULL;
-  L->kernel_index = NULL;
-  kl_for_end(L, &lp);
+  for (int k = 0; k < n0->n_in; k++) args[k] = kl_in(L, v, k);
+  for (int k = 0; k < n0->n_out; k++) args[n0->n_in + k] = kl_out(L, v, k);
+  return kl_gpu_emit_kernel(L, v, args, kl_i64(L, n), true);
+}
+
+static bool export_emulation(kl_ctx *L, int v) {
+  const kg_node *nd = &L->m->nodes[v];
+  const char *name = kc_sprintf(L->m->arena, "kiln_emu_%s", kc_gpu_kernel_symbol(L->m, v));
+  if (LLVMGetNamedFunction(L->M, name)) return true; /* lowered in another entry */
+  LLVMValueRef fn = LLVMAddFunction(L->M, name, LLVMFunctionType(L->t_void, &L->t_ptr, 1, 0));
+  LLVMValueRef saved_fn = L->fn;
+  LLVMBasicBlockRef saved_bb = LLVMGetInsertBlock(L->B);
+  L->fn = fn;
+  LLVMPositionBuilderAtEnd(L->B, LLVMAppendBasicBlockInContext(L->C, fn, "entry"));
+  int na = nd->n_in + nd->n_out;
+  LLVMValueRef args[65], params = LLVMGetParam(fn, 0);
+  for (int k = 0; k <= na; k++) {
+    LLVMValueRef idx = kl_i64(L, k);
+    LLVMValueRef pp = LLVMBuildLoad2(L->B, L->t_ptr, LLVMBuildGEP2(L->B, L->t_ptr, params, &idx, 1, ""), "");
+    args[k] = LLVMBuildLoad2(L->B, k < na ? L->t_ptr : L->t_i64, pp, "");
+  }
+  bool ok = kl_gpu_emit_kernel(L, v, args, args[na], true);
+  LLVMBuildRetVoid(L->B);
+  L->fn = saved_fn;
+  LLVMPositionBuilderAtEnd(L->B, saved_bb);
   return ok;
 }
 
@@ -192,10 +215,23 @@ static bool lower_kernel(kl_ctx *L, int v) {
     if (!dev_arg(L, v, n->in[k], &args[k])) return false;
   for (int k = 0; k < n->n_out; k++)
     if (!dev_arg(L, v, (kg_ref){v, k}, &args[n->n_in + k])) return false;
-  int64_t threads = kc_gpu_threads(L->m, v);
-  int block = 256;
-  int64_t grid = threads > 0 ? (threads + block - 1) / block : 1;
+  kc_gpu_geom geo = kc_gpu_geometry(L->m, v);
+  int64_t threads = geo.n;
+  int block = geo.block;
+  int64_t grid = geo.grid > 0 ? geo.grid : 1;
   if (grid > 2147483647) return kc_error(L->diag, n->loc, "'%s' is too large for one GPU launch", n->name);
+  kc_gpu_gemm gm;
+  LLVMValueRef gemm = LLVMConstNull(L->t_ptr);
+  if (kc_gpu_gemm_of(L->m, v, &gm)) {
+    LLVMValueRef gf[] = {kl_i32(L, gm.dtype), kl_i32(L, gm.trans_a), kl_i32(L, gm.trans_b), kl_i32(L, gm.batch),
+                         kl_i64(L, gm.m), kl_i64(L, gm.n), kl_i64(L, gm.k), kl_i64(L, gm.stride_a),
+                         kl_i64(L, gm.stride_b), kl_i64(L, gm.stride_c)};
+    LLVMValueRef c = LLVMConstNamedStruct(G->t_gemm, gf, 10);
+    gemm = LLVMAddGlobal(L->M, G->t_gemm, "gpu_gemm");
+    LLVMSetInitializer(gemm, c);
+    LLVMSetGlobalConstant(gemm, 1);
+    LLVMSetLinkage(gemm, LLVMPrivateLinkage);
+  }
   LLVMValueRef f[] = {cstr(L, n->name),
                       cstr(L, kc_gpu_kernel_symbol(L->m, v)),
                       kl_i32(L, kc_node_gpu(n)),
@@ -203,8 +239,9 @@ static bool lower_kernel(kl_ctx *L, int v) {
                       const_array(L, G->t_arg, args, na, "gpu_args"),
                       kl_i64(L, threads),
                       kl_i32(L, block),
-                      kl_i32(L, grid)};
-  int id = push(&G->kernels, &G->n_kernels, &G->cap_kernels, LLVMConstNamedStruct(G->t_kernel, f, 8));
+                      kl_i32(L, grid),
+                      gemm};
+  int id = push(&G->kernels, &G->n_kernels, &G->cap_kernels, LLVMConstNamedStruct(G->t_kernel, f, 9));
   if (id < 0) return kc_error(L->diag, n->loc, "out of memory");
   G->entry_used = true;
   LLVMBasicBlockRef cpu, cont;
@@ -213,7 +250,7 @@ static bool lower_kernel(kl_ctx *L, int v) {
   kl_check(L, kl_call(L, "kiln_rt_gpu_launch", L->t_i32, la, 2));
   LLVMBuildBr(L->B, cont);
   LLVMPositionBuilderAtEnd(L->B, cpu);
-  bool ok = G->emulate ? emulate(L, v, threads) : kc_ops[n->op].lower(L, v);
+  bool ok = G->emulate ? emulate(L, v, threads) && export_emulation(L, v) : kc_ops[n->op].lower(L, v);
   LLVMBuildBr(L->B, cont);
   LLVMPositionBuilderAtEnd(L->B, cont);
   return ok;

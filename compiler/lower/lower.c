@@ -298,6 +298,10 @@ static void emit_stmt(prog_ctx *P, const kg_stmt *st) {
     break;
   }
   case KG_STMT_SAVE: {
+    /* a step counter on a GPU is read from the host copy: bring it up to date */
+    const char *sdev = st->node >= 0 ? L->m->nodes[st->node].device : NULL;
+    if (L->gpu_host && sdev && !strncmp(sdev, "gpu:", 4))
+      kl_check(L, kl_call(L, "kiln_rt_gpu_vars_to_host", L->t_i32, &L->inst, 1));
     LLVMValueRef args[] = {L->inst, LLVMBuildGlobalStringPtr(L->B, st->text, "ckpt"), step_value(L, st->node),
                            kl_i32(L, st->count)};
     kl_check(L, kl_call(L, "kiln_rt_save", L->t_i32, args, 4));

@@ -27,13 +27,6 @@ const char *kc_libdevice_path(void) {
   return env && *env ? env : "/usr/local/cuda/nvvm/libdevice/libdevice.10.bc";
 }
 
-static LLVMValueRef sreg(kl_ctx *L, const char *name) {
-  LLVMTypeRef fty = LLVMFunctionType(L->t_i32, NULL, 0, 0);
-  LLVMValueRef fn = LLVMGetNamedFunction(L->M, name);
-  if (!fn) fn = LLVMAddFunction(L->M, name, fty);
-  return LLVMBuildZExt(L->B, LLVMBuildCall2(L->B, fty, fn, NULL, 0, ""), L->t_i64, "");
-}
-
 const char *kc_gpu_kernel_symbol(kg_module *m, int v) {
   return kc_sprintf(m->arena, "%s_%s", kc_symbol_prefix(m), kc_symbol(m->arena, m->nodes[v].name));
 }
@@ -56,24 +49,10 @@ static bool emit_kernel(kl_ctx *L, int v) {
   LLVMSetFunctionCallConv(fn, PTX_KERNEL_CC);
   L->fn = fn;
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(L->C, fn, "entry");
-  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(L->C, fn, "body");
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->C, fn, "done");
   LLVMPositionBuilderAtEnd(L->B, entry);
-  LLVMValueRef i = LLVMBuildAdd(L->B,
-                                LLVMBuildMul(L->B, sreg(L, "llvm.nvvm.read.ptx.sreg.ctaid.x"),
-                                             sreg(L, "llvm.nvvm.read.ptx.sreg.ntid.x"), ""),
-                                sreg(L, "llvm.nvvm.read.ptx.sreg.tid.x"), "i");
-  LLVMBuildCondBr(L->B, LLVMBuildICmp(L->B, LLVMIntSLT, i, LLVMGetParam(fn, (unsigned)np), ""), body, done);
-  LLVMPositionBuilderAtEnd(L->B, body);
   LLVMValueRef args[65];
   for (int k = 0; k < np; k++) args[k] = LLVMGetParam(fn, (unsigned)k);
-  L->kernel_args = args;
-  L->kernel_index = i;
-  bool ok = kl_gpu_emit_body(L, v, i);
-  L->kernel_args = NULL;
-  L->kernel_index = NULL;
-  LLVMBuildBr(L->B, done);
-  LLVMPositionBuilderAtEnd(L->B, done);
+  bool ok = kl_gpu_emit_kernel(L, v, args, LLVMGetParam(fn, (unsigned)np), false);
   LLVMBuildRetVoid(L->B);
   return ok;
 }

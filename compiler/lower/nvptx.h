@@ -17,17 +17,46 @@ typedef enum kc_gpu_kind {
   KC_GPU_REDUCE,    /* sum mean max min prod: output element i per thread */
   KC_GPU_SOFTMAX,   /* softmax, log_softmax: row i per thread */
   KC_GPU_STRIDED,   /* transpose, slice, broadcast_to: output element i per thread */
-  KC_GPU_MATMUL     /* output element i per thread: a dot product */
+  KC_GPU_MATMUL,    /* a tiled GEMM, one 64 x 64 tile of C per block (or cuBLAS at run time) */
+  KC_GPU_CONCAT,    /* output element i per thread */
+  KC_GPU_GATHER,    /* output element i per thread (an index out of range gives 0) */
+  KC_GPU_CONV2D,    /* direct: output element i per thread */
+  KC_GPU_POOL       /* max_pool, avg_pool: output element i per thread */
 } kc_gpu_kind;
 
 kc_gpu_kind kc_gpu_kind_of(const kg_module *m, int node);
-/* The threads that do work in the node's kernel (the kernel's `n`). */
+/* The units of work in the node's kernel (elements, rows). */
 int64_t kc_gpu_threads(const kg_module *m, int node);
+
+/* A kernel's launch: `grid` blocks of `block` threads and the kernel's `n`.
+ * Thread kernels do unit i < n in thread i; block kernels (`blocked`: the
+ * tiled GEMM, reductions of many elements into each output) use every
+ * thread of every block, with barriers, and n = grid * block. */
+typedef struct kc_gpu_geom {
+  int64_t n, grid;
+  int block;
+  bool blocked;
+} kc_gpu_geom;
+kc_gpu_geom kc_gpu_geometry(const kg_module *m, int node);
+
+/* A matmul that cuBLAS can compute (f32/f64; each operand's batch is the
+ * output's or absent): the runtime's kiln_gpu_gemm, field for field. */
+typedef struct kc_gpu_gemm {
+  int32_t dtype, trans_a, trans_b, batch;
+  int64_t m, n, k;
+  int64_t stride_a, stride_b, stride_c; /* elements between matrices of the batch (0: repeated) */
+} kc_gpu_gemm;
+bool kc_gpu_gemm_of(const kg_module *m, int node, kc_gpu_gemm *out);
+
 /* True when a GPU-placed node becomes a kernel of the PTX module. */
 bool kc_gpu_is_kernel(const kg_module *m, int node);
-/* Emits thread i's work for node v inside a kernel (L->kernel_args set). */
-bool kl_gpu_emit_body(struct kl_ctx *L, int node, struct LLVMOpaqueValue *i);
-/* The kernel's symbol: <module>_<node>. */
+/* Emits the whole work of node v's kernel at the builder, with `args` its
+ * operand and result pointers and `n` its thread count.  On the GPU
+ * (emulate false, inside the PTX kernel): the thread's unit or its part of
+ * a block kernel.  emulate: the same code run on the CPU for every thread,
+ * block kernels phase by phase between their barriers (docs/gpu.md). */
+bool kl_gpu_emit_kernel(struct kl_ctx *L, int node, struct LLVMOpaqueValue **args, struct LLVMOpaqueValue *n,
+                        bool emulate);
 const char *kc_gpu_kernel_symbol(kg_module *m, int node);
 
 /* Compiles every GPU-placed kernel node into one PTX module for `arch`

@@ -1,5 +1,6 @@
 /* ops_util.c — helpers shared by the op families' shape rules. */
 #include "ops/ops_util.h"
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,4 +65,48 @@ bool kc_attr_ints(const kg_node *n, const char *name, int *count, const int64_t 
   *count = a->ints.n;
   *v = a->ints.v;
   return true;
+}
+
+void kc_row_strides(const kg_shape *s, int64_t *st) {
+  int64_t k = 1;
+  for (int d = s->rank - 1; d >= 0; d--) {
+    st[d] = k;
+    k *= s->dim[d];
+  }
+}
+
+int64_t kc_prod(const int64_t *v, int from, int to) {
+  int64_t k = 1;
+  for (int i = from; i < to; i++) k *= v[i];
+  return k;
+}
+
+kc_copy_plan kc_copy_plan_into(const kg_shape *out) {
+  kc_copy_plan p = {.rank = out->rank};
+  memcpy(p.dim, out->dim, sizeof p.dim);
+  kc_row_strides(out, p.dst_stride);
+  return p;
+}
+
+kc_copy_plan kc_copy_plan_from(const kg_shape *in) {
+  kc_copy_plan p = {.rank = in->rank};
+  memcpy(p.dim, in->dim, sizeof p.dim);
+  kc_row_strides(in, p.src_stride);
+  return p;
+}
+
+kc_gather_view kc_gather_view_of(const kg_shape *full, int64_t axis, const kg_shape *indices) {
+  kc_gather_view g;
+  g.ax = (int)(axis < 0 ? axis + full->rank : axis);
+  g.outer = kc_prod(full->dim, 0, g.ax);
+  g.A = full->dim[g.ax];
+  g.inner = kc_prod(full->dim, g.ax + 1, full->rank);
+  g.N = kg_shape_numel(indices);
+  return g;
+}
+
+bool kc_const_is_zero(kiln_dtype dt, double v) {
+  if (kg_dtype_is_float(dt)) return v == 0 && !signbit(v);
+  if (dt == KILN_BOOL) return v == 0;
+  return !(fabs(v) >= 1);
 }

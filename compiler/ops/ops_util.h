@@ -54,4 +54,34 @@ typedef struct kc_ss_plan {
  * error false with the message in err. */
 bool kc_strided_slice_plan(const kg_node *n, const kg_shape *in, kc_ss_plan *p, char *err, size_t errlen);
 
+/* Layout arithmetic both backends use (the LLVM lowerings of ops/shape.c
+ * and the C renderings of compiler/emitc/). */
+/* Row-major element strides of a shape. */
+void kc_row_strides(const kg_shape *s, int64_t *st);
+/* v[from] * ... * v[to-1] (1 when empty). */
+int64_t kc_prod(const int64_t *v, int from, int to);
+/* A strided copy: for every index of dim[], element src_off + sum(i*src_stride)
+ * goes to dst_off + sum(i*dst_stride). */
+typedef struct kc_copy_plan {
+  int rank;
+  int64_t dim[KILN_MAX_RANK];
+  int64_t src_stride[KILN_MAX_RANK], dst_stride[KILN_MAX_RANK];
+  int64_t src_off, dst_off;
+} kc_copy_plan;
+/* A plan writing all of a (contiguous) result of shape out; the caller sets
+ * the source view (transpose, slice). */
+kc_copy_plan kc_copy_plan_into(const kg_shape *out);
+/* A plan reading all of a (contiguous) operand of shape in; the caller sets
+ * the destination view (concat, pad). */
+kc_copy_plan kc_copy_plan_from(const kg_shape *in);
+/* A tensor of shape `full` indexed along `axis` (gather, scatter_add),
+ * viewed as [outer, A, inner], with N indices. */
+typedef struct kc_gather_view {
+  int ax;
+  int64_t outer, A, inner, N;
+} kc_gather_view;
+kc_gather_view kc_gather_view_of(const kg_shape *full, int64_t axis, const kg_shape *indices);
+/* True when constant v of dtype dt is all zero bits (a pad that memset can write). */
+bool kc_const_is_zero(kiln_dtype dt, double v);
+
 #endif

@@ -22,23 +22,6 @@
 #include "lower/lower.h"
 #include "ops/ops_util.h"
 
-/* ---- small shared helpers ---- */
-
-/* Row-major element strides of a shape. */
-static void row_strides(const kg_shape *s, int64_t *st) {
-  int64_t k = 1;
-  for (int d = s->rank - 1; d >= 0; d--) {
-    st[d] = k;
-    k *= s->dim[d];
-  }
-}
-
-static int64_t prod(const int64_t *v, int from, int to) {
-  int64_t k = 1;
-  for (int i = from; i < to; i++) k *= v[i];
-  return k;
-}
-
 /* User-given sizes (reshape, broadcast_to, pad, one_hot) can be absurd; the
  * planner multiplies them into byte counts, so refuse anything whose byte
  * size does not fit in an int64. */
@@ -130,13 +113,6 @@ static LLVMValueRef const_of(kl_ctx *L, kiln_dtype dt, double v) {
   return kl_const_i(L, dt, (int64_t)v);
 }
 
-/* True when const_of(dt, v) is all zero bytes, so a memset can fill. */
-static bool const_is_zero(kiln_dtype dt, double v) {
-  if (kg_dtype_is_float(dt)) return v == 0 && !signbit(v);
-  if (dt == KILN_BOOL) return v == 0;
-  return !(fabs(v) >= 1);
-}
-
 /* Copies `count` consecutive elements: one load/store, or a memcpy of the run. */
 static void copy_run(kl_ctx *L, kiln_dtype dt, LLVMValueRef dst, LLVMValueRef di, LLVMValueRef src,
                      LLVMValueRef si, int64_t count) {
@@ -152,12 +128,7 @@ static void copy_run(kl_ctx *L, kiln_dtype dt, LLVMValueRef dst, LLVMValueRef di
  * element (i0..i{r-1}) moves from src[src_off + sum ik*src_stride[k]] to
  * dst[dst_off + sum ik*dst_stride[k]].  Strides are in elements and may be
  * 0 (broadcast) or negative (reversed strided_slice). */
-typedef struct copy_plan {
-  int rank;
-  int64_t dim[KILN_MAX_RANK];
-  int64_t src_stride[KILN_MAX_RANK], dst_stride[KILN_MAX_RANK];
-  int64_t src_off, dst_off;
-} copy_plan;
+typedef kc_copy_plan copy_plan; /* ops_util.h */
 
 static void copy_level(kl_ctx *L, kiln_dtype dt, LLVMValueRef dst, LLVMValueRef src,
                        const copy_plan *p, int d, LLVMValueRef di, LLVMValueRef si, int64_t run) {
@@ -201,24 +172,6 @@ static void emit_copy(kl_ctx *L, kiln_dtype dt, LLVMValueRef dst, LLVMValueRef s
   if (q.rank > 0 && q.src_stride[q.rank - 1] == 1 && q.dst_stride[q.rank - 1] == 1)
     run = q.dim[--q.rank];
   copy_level(L, dt, dst, src, &q, 0, kl_i64(L, q.dst_off), kl_i64(L, q.src_off), run);
-}
-
-/* A plan filling the whole (contiguous) output; the caller sets the source
- * view (transpose, slices, broadcast_to). */
-static copy_plan plan_into(const kg_shape *out) {
-  copy_plan p = {.rank = out->rank};
-  memcpy(p.dim, out->dim, sizeof p.dim);
-  row_strides(out, p.dst_stride);
-  return p;
-}
-
-/* A plan reading the whole (contiguous) operand; the caller sets the
- * destination view (concat, pad). */
-static copy_plan plan_from(const kg_shape *in) {
-  copy_plan p = {.rank = in->rank};
-  memcpy(p.dim, in->dim, sizeof p.dim);
-  row_strides(in, p.src_stride);
-  return p;
 }
 
 /* ---- reshape, expand_dims, squeeze (aliases: shape rules only) ---- */
@@ -351,8 +304,8 @@ bool kl_lower_transpose(kl_ctx *L, int node) {
   int perm[KILN_MAX_RANK];
   int64_t ist[KILN_MAX_RANK];
   transpose_perm(&L->m->nodes[node], x->shape.rank, perm);
-  row_strides(&x->shape, ist);
-  copy_plan p = plan_into(&y->shape);
+  kc_row_strides(&x->shape, ist);
+  copy_plan p = kc_copy_plan_into(&y->shape);
   for (int d = 0; d < p.rank; d++) p.src_stride[d] = ist[perm[d]];
   emit_copy(L, x->dtype, kl_out(L, node, 0), kl_in(L, node, 0), &p);
   return true;
@@ -397,11 +350,11 @@ bool kl_lower_concat(kl_ctx *L, int node) {
   int64_t axis = kg_attr_int(n, "axis", 0);
   int ax = (int)(axis < 0 ? axis + y->shape.rank : axis);
   int64_t ost[KILN_MAX_RANK], at = 0;
-  row_strides(&y->shape, ost);
+  kc_row_strides(&y->shape, ost);
   LLVMValueRef out = kl_out(L, node, 0);
   for (int k = 0; k < n->n_in; k++) {
     const kg_type *t = kl_in_type(L, node, k);
-    copy_plan p = plan_from(&t->shape);
+    copy_plan p = kc_copy_plan_from(&t->shape);
     memcpy(p.dst_stride, ost, sizeof ost);
     p.dst_off = at * ost[ax];
     emit_copy(L, y->dtype, out, kl_in(L, node, k), &p);
@@ -447,8 +400,8 @@ bool kl_lower_slice(kl_ctx *L, int node) {
   int nb;
   const int64_t *b;
   kc_attr_ints(&L->m->nodes[node], "begin", &nb, &b);
-  copy_plan p = plan_into(&y->shape);
-  row_strides(&x->shape, p.src_stride);
+  copy_plan p = kc_copy_plan_into(&y->shape);
+  kc_row_strides(&x->shape, p.src_stride);
   for (int d = 0; d < p.rank; d++) p.src_off += b[d] * p.src_stride[d];
   emit_copy(L, x->dtype, kl_out(L, node, 0), kl_in(L, node, 0), &p);
   return true;
@@ -610,14 +563,14 @@ static bool ss_copy(kl_ctx *L, int node, const kg_shape *full, const kg_shape *v
   char err[256];
   if (!ss_compute(&L->m->nodes[node], full, &sp, err, sizeof err)) return false; /* inferred already */
   int64_t st[KILN_MAX_RANK], off = 0, strided[KILN_MAX_RANK];
-  row_strides(full, st);
+  kc_row_strides(full, st);
   for (int i = 0; i < full->rank; i++) off += sp.start[i] * st[i];
   for (int d = 0; d < view->rank; d++) {
     int f = sp.from[d];
     /* a step only matters when it is taken (a huge one would overflow) */
     strided[d] = f < 0 || sp.count[f] < 2 ? 0 : sp.step[f] * st[f];
   }
-  copy_plan p = scatter ? plan_from(view) : plan_into(view);
+  copy_plan p = scatter ? kc_copy_plan_from(view) : kc_copy_plan_into(view);
   memcpy(scatter ? p.dst_stride : p.src_stride, strided, sizeof strided);
   if (scatter) p.dst_off = off;
   else p.src_off = off;
@@ -644,20 +597,7 @@ static kg_shape gathered_shape(const kg_shape *params, int ax, const kg_shape *i
 
 /* A tensor of shape `full` indexed along `axis`, viewed as [outer, A, inner],
  * with N indices. */
-typedef struct gview {
-  int ax;
-  int64_t outer, A, inner, N;
-} gview;
-
-static gview gather_view(const kg_shape *full, int64_t axis, const kg_shape *indices) {
-  gview g;
-  g.ax = (int)(axis < 0 ? axis + full->rank : axis);
-  g.outer = prod(full->dim, 0, g.ax);
-  g.A = full->dim[g.ax];
-  g.inner = prod(full->dim, g.ax + 1, full->rank);
-  g.N = kg_shape_numel(indices);
-  return g;
-}
+typedef kc_gather_view gview; /* ops_util.h */
 
 /* Checks every index first, so later loops have no branches and a bad index
  * ends the run before anything is touched out of bounds. */
@@ -693,7 +633,7 @@ bool kc_infer_gather(kc_infer_ctx *c, kg_node *n) {
  * index ends the run before anything is read out of bounds. */
 bool kl_lower_gather(kl_ctx *L, int node) {
   const kg_type *pt = kl_in_type(L, node, 0), *it = kl_in_type(L, node, 1);
-  gview g = gather_view(&pt->shape, kg_attr_int(&L->m->nodes[node], "axis", 0), &it->shape);
+  gview g = kc_gather_view_of(&pt->shape, kg_attr_int(&L->m->nodes[node], "axis", 0), &it->shape);
   LLVMValueRef params = kl_in(L, node, 0), idx = kl_in(L, node, 1), out = kl_out(L, node, 0);
   if (g.N == 0) return true;
   check_indices(L, node, it->dtype, idx, &g, "gather");
@@ -748,7 +688,7 @@ bool kl_lower_pad(kl_ctx *L, int node) {
   int64_t total = kg_shape_numel(&y->shape);
   if (total == 0) return true;
   if (total != kg_shape_numel(&x->shape)) { /* else no padding at all: just the copy */
-    if (const_is_zero(y->dtype, cv)) {
+    if (kc_const_is_zero(y->dtype, cv)) {
       kl_memset0(L, out, kg_type_bytes(y));
     } else {
       LLVMValueRef v = const_of(L, y->dtype, cv);
@@ -760,8 +700,8 @@ bool kl_lower_pad(kl_ctx *L, int node) {
   int cnt;
   const int64_t *pads;
   kc_attr_ints(n, "paddings", &cnt, &pads);
-  copy_plan p = plan_from(&x->shape);
-  row_strides(&y->shape, p.dst_stride);
+  copy_plan p = kc_copy_plan_from(&x->shape);
+  kc_row_strides(&y->shape, p.dst_stride);
   for (int d = 0; d < p.rank; d++) p.dst_off += pads[2 * d] * p.dst_stride[d];
   emit_copy(L, x->dtype, out, kl_in(L, node, 0), &p);
   return true;
@@ -808,8 +748,8 @@ bool kc_infer_broadcast_to(kc_infer_ctx *c, kg_node *n) {
 bool kl_lower_broadcast_to(kl_ctx *L, int node) {
   const kg_type *x = kl_in_type(L, node, 0), *y = kl_out_type(L, node, 0);
   int64_t ist[KILN_MAX_RANK];
-  row_strides(&x->shape, ist);
-  copy_plan p = plan_into(&y->shape);
+  kc_row_strides(&x->shape, ist);
+  copy_plan p = kc_copy_plan_into(&y->shape);
   int lead = y->shape.rank - x->shape.rank;
   for (int d = lead; d < p.rank; d++)
     p.src_stride[d] = x->shape.dim[d - lead] == 1 ? 0 : ist[d - lead];
@@ -844,7 +784,7 @@ bool kl_lower_one_hot(kl_ctx *L, int node) {
   const kg_type *it = kl_in_type(L, node, 0), *y = kl_out_type(L, node, 0);
   int64_t axis = kg_attr_int(n, "axis", -1);
   int ax = (int)(axis < 0 ? axis + y->shape.rank : axis);
-  int64_t B = prod(it->shape.dim, 0, ax), C = prod(it->shape.dim, ax, it->shape.rank);
+  int64_t B = kc_prod(it->shape.dim, 0, ax), C = kc_prod(it->shape.dim, ax, it->shape.rank);
   int64_t D = y->shape.dim[ax];
   if (kg_shape_numel(&y->shape) == 0) return true;
   LLVMValueRef on = const_of(L, y->dtype, kg_attr_float(n, "on_value", 1));
@@ -1036,7 +976,7 @@ bool kc_infer_scatter_add(kc_infer_ctx *c, kg_node *n) {
  * gather. */
 bool kl_lower_scatter_add(kl_ctx *L, int node) {
   const kg_type *ot = kl_out_type(L, node, 0), *it = kl_in_type(L, node, 1);
-  gview g = gather_view(&ot->shape, kg_attr_int(&L->m->nodes[node], "axis", 0), &it->shape);
+  gview g = kc_gather_view_of(&ot->shape, kg_attr_int(&L->m->nodes[node], "axis", 0), &it->shape);
   LLVMValueRef upd = kl_in(L, node, 0), idx = kl_in(L, node, 1), out = kl_out(L, node, 0);
   kl_memset0(L, out, kg_type_bytes(ot));
   if (g.N == 0) return true;

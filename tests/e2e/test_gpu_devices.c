@@ -7,7 +7,11 @@
  *                or (soft placement, KILN_GPU=0) its CPU code
  *   gpu_fake     the CUDA path itself against tests/gpu/fakecuda.c (a
  *                stand-in libcuda.so.1 that checks every launch against the
- *                PTX): launches, a missing GPU, out of memory, a failing kernel
+ *                PTX, and executes it where the binary exports the kernel's
+ *                emulation): launches, a missing GPU, out of memory, a
+ *                failing kernel, checkpoints of GPU-resident variables, and
+ *                ops.kg computed through the launch tables with the tiled
+ *                GEMM and with cuBLAS (tests/gpu/fakecublas.c) against NumPy
  *   gpu_tower    examples/multi_tower.kg on virtual CPU devices, concurrent,
  *                against one device and against one full-batch tower
  *   gpu_ptx      every kernel of the GPU programs is an .entry that ptxas
@@ -247,6 +251,111 @@ Test(gpu_fake, a_failing_kernel_names_its_node) {
             r.err);
   tu_free(&r);
   free(exe);
+}
+
+/* ---- kernels executed through the fake driver ---- */
+
+static char *fake_cublas(void) {
+  char *so = path_in("libcublas.so.12");
+  char *cc[] = {"cc", "-std=c17", "-shared", "-fPIC", "tests/gpu/fakecublas.c", "-o", so, NULL};
+  tu_result r = tu_run(cc, 60);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_free(&r);
+  return so;
+}
+
+static void fake_ops(bool cublas) {
+  fake_driver();
+  char *so = cublas ? fake_cublas() : NULL;
+  if (so) setenv("KILN_LIBCUBLAS", so, 1);
+  else unsetenv("KILN_LIBCUBLAS");
+  const char *py = getenv("PYTHON");
+  if (!py || !*py) py = "/usr/bin/python3";
+  char *work = path_in("fake");
+  char *argv[] = {(char *)py, "tests/gpu/run_kernels.py", "--fake", (char *)tu_kiln(), "tests/gpu/ops.kg", work, NULL};
+  tu_result r = tu_run(argv, 300);
+  cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+  cr_assert(strstr(r.out, " passed, 0 failed"), "%s", r.out);
+  cr_assert(strstr(r.err, cublas ? "GEMM through cuBLAS" : "GEMM through kiln's tiled kernel"), "%s", r.err);
+  unsetenv("KILN_LIBCUBLAS");
+  tu_free(&r);
+  free(work);
+  free(so);
+}
+
+Test(gpu_fake, ops_with_the_tiled_gemm) { fake_ops(false); }
+Test(gpu_fake, ops_with_cublas) { fake_ops(true); }
+
+/* Variables trained on the GPU: `save` writes the device's values (and the
+ * step counter, also on the GPU, names the file), `restore` updates the
+ * device's copy, and training continues from it. */
+static const char gtrain_kg[] =
+    "module gtrain\n"
+    "var global_step : i64[] = 0 {trainable=false} @gpu:0\n"
+    "var w : f32[2,2] = %s @gpu:0\n"
+    "graph {\n"
+    "  target = const<f32[2,2]>([[0.5, -1.0], [2.0, 0.25]])\n"
+    "  device gpu:0 {\n"
+    "    d = sub(w, target)\n"
+    "    g = gradients(sum(mul(d, d)), w)\n"
+    "    step = apply_gradient_descent(w, const<f32[]>(0.25), g)\n"
+    "    inc = assign_add(global_step, const<i64[]>(1)) after [step]\n"
+    "    train = no_op() after [inc]\n"
+    "  }\n"
+    "}\n"
+    "program {\n%s"
+    "  run w, global_step\n  print w\n  print global_step\n"
+    "}\n";
+
+static char *build_gtrain(const char *name, const char *init, const char *prog) {
+  char kg[4096], file[64];
+  snprintf(kg, sizeof kg, gtrain_kg, init, prog);
+  snprintf(file, sizeof file, "%s.kg", name);
+  char *f = tu_write(dir, file, kg);
+  char *exe = path_in(name);
+  setenv("KILN_GPU_EMULATE", "1", 1);
+  setenv("KILN_LDFLAGS", "-rdynamic", 1);
+  tu_result r = kiln("build", f, "-o", exe, NULL, NULL);
+  unsetenv("KILN_GPU_EMULATE");
+  unsetenv("KILN_LDFLAGS");
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_result g = kiln("emit", "--emit=opt-graph", f, NULL, NULL, NULL);
+  cr_assert(strstr(g.out, "step/assign_sub = assign_map(w, ") && strstr(g.out, "] @gpu:0\n"), "%s", g.out);
+  tu_free(&r), tu_free(&g);
+  free(f);
+  return exe;
+}
+
+Test(gpu_fake, checkpoints_of_gpu_variables) {
+  fake_driver();
+  char prog[1024];
+  snprintf(prog, sizeof prog, "  repeat 3 {\n    run train\n  }\n  save \"%s/ckpt/model\" step global_step\n", dir);
+  char *trainer = build_gtrain("trainer", "[[1.0, 2.0], [3.0, 4.0]]", prog);
+  snprintf(prog, sizeof prog,
+           "  restore \"%s/ckpt/model-3\"\n  run w, global_step\n  print w\n  print global_step\n  run train\n", dir);
+  char *restorer = build_gtrain("restorer", "zeros", prog);
+  tu_result r = run(trainer);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  const char *trained = "[[0.5625 -0.625]\n [2.125 0.71875]]\n3\n";
+  cr_assert_str_eq(r.out, trained, "%s", r.err);
+  cr_assert(strstr(r.err, "launches (") && !strstr(r.err, "(0 executed)"), "%s", r.err);
+  tu_free(&r);
+  /* the file is model-3: the step was read from the GPU; its values are the trained ones */
+  char *ck = path_in("ckpt/model-3.kckpt");
+  cr_assert_eq(access(ck, R_OK), 0, "no %s", ck);
+  free(ck);
+  r = run(restorer);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_str_eq(r.out, "[[0.5625 -0.625]\n [2.125 0.71875]]\n3\n[[0.53125 -0.8125]\n [2.0625 0.484375]]\n4\n",
+                   "%s", r.err);
+  tu_free(&r);
+  /* the same binaries on the CPU (KILN_GPU=0) print the same */
+  setenv("KILN_GPU", "0", 1);
+  r = run(trainer);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_str_eq(r.out, trained);
+  tu_free(&r);
+  free(trainer), free(restorer);
 }
 
 /* ---- towers on virtual CPU devices ---- */

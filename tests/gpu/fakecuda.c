@@ -1,19 +1,26 @@
 /* fakecuda.c — a stand-in for libcuda.so.1 on machines without a GPU, so
  * the tests can drive libkilnrt's CUDA path (runtime/cuda.c) here.
  *
- * Device memory is host memory; copies copy; kernels do not run (their
- * results are garbage), but every launch is checked against the PTX the
- * binary loaded: the kernel exists as an `.entry`, it has as many
+ * Device memory is host memory; copies copy.  A kernel runs when the
+ * binary exports its CPU emulation kiln_emu_<kernel>(void **params) (built
+ * with KILN_GPU_EMULATE=1 and linked with -rdynamic, i.e.
+ * KILN_LDFLAGS=-rdynamic): the launch calls it with the launch's own
+ * parameter array, so the binary computes "on the GPU" with the device
+ * memory, copies and launch tables of the real path.  Otherwise kernels do
+ * not run (their results are garbage).  Every launch is checked against the
+ * PTX the binary loaded: the kernel exists as an `.entry`, it has as many
  * parameters as the launch passes (all but the last are pointers into
  * blocks from cuMemAlloc, the last is the thread count n > 0, covered by
  * grid * block).  A violation makes the call fail with CUDA_ERROR_INVALID_VALUE
  * and a line on stderr.  At exit it prints "fakecuda: L launches, C copies"
- * when FAKECUDA_LOG is set.  Faults on request:
+ * ("L launches (E executed), C copies") when FAKECUDA_LOG is set.  Faults on request:
  *   FAKECUDA_DEVICES=N   the number of GPUs (default 1)
  *   FAKECUDA_OOM=1       cuMemAlloc fails with CUDA_ERROR_OUT_OF_MEMORY
  *   FAKECUDA_FAIL=NAME   launching kernel NAME fails (CUDA_ERROR_LAUNCH_FAILED)
  * Built by the tests: cc -shared -fPIC fakecuda.c -o DIR/libcuda.so.1,
  * and found through KILN_LIBCUDA. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,10 +36,10 @@ typedef struct block {
 static block blocks[4096];
 static int n_blocks;
 static const char *ptx_text;
-static long launches, copies;
+static long launches, executed, copies;
 
 static void report(void) {
-  if (getenv("FAKECUDA_LOG")) fprintf(stderr, "fakecuda: %ld launches, %ld copies\n", launches, copies);
+  if (getenv("FAKECUDA_LOG")) fprintf(stderr, "fakecuda: %ld launches (%ld executed), %ld copies\n", launches, executed, copies);
 }
 
 CUresult cuInit(unsigned f) {
@@ -74,6 +81,7 @@ CUresult cuModuleLoadDataEx(void **m, const void *image, unsigned n, int *o, voi
 typedef struct fn {
   char name[256];
   int params;
+  void (*emu)(void **params);
 } fn;
 CUresult cuModuleGetFunction(fn **f, void *m, const char *name) {
   (void)m;
@@ -87,6 +95,10 @@ CUresult cuModuleGetFunction(fn **f, void *m, const char *name) {
   *f = calloc(1, sizeof **f);
   snprintf((*f)->name, sizeof (*f)->name, "%s", name);
   (*f)->params = params;
+  char sym[300];
+  snprintf(sym, sizeof sym, "kiln_emu_%s", name);
+  void *e = dlsym(RTLD_DEFAULT, sym);
+  memcpy(&(*f)->emu, &e, sizeof e);
   return OK;
 }
 CUresult cuModuleUnload(void *m) {
@@ -113,6 +125,10 @@ CUresult cuLaunchKernel(fn *f, unsigned gx, unsigned gy, unsigned gz, unsigned b
   if (n <= 0 || (uint64_t)gx * bx < (uint64_t)n) {
     fprintf(stderr, "fakecuda: %s: n = %lld with %u x %u threads\n", f->name, (long long)n, gx, bx);
     return INVALID_VALUE;
+  }
+  if (f->emu) {
+    f->emu(params);
+    executed++;
   }
   return OK;
 }

@@ -16,6 +16,17 @@ FEEDS = {
     "m": rng.uniform(-2, 2, (8, 125)).astype(np.float32),
     "q": rng.uniform(-1, 1, (125, 16)).astype(np.float32),
     "t3": rng.uniform(-2, 2, (4, 6, 5)).astype(np.float32),
+    "big": rng.uniform(-1, 1, (6, 3000)).astype(np.float32),
+    "big2": rng.uniform(-5, 5, (2000, 3)).astype(np.float32),
+    "g1": rng.uniform(-1, 1, (70, 130)).astype(np.float32),
+    "g2": rng.uniform(-1, 1, (130, 90)).astype(np.float32),
+    "w57": rng.uniform(-1, 1, (5, 7)).astype(np.float32),
+    "dm": rng.uniform(-1, 1, (33, 20)),
+    "dn": rng.uniform(-1, 1, (20, 17)),
+    "idx": rng.integers(0, 125, 10).astype(np.int32),
+    "idx2": np.array([5, 0, 3], np.int64),
+    "img": rng.uniform(-1, 1, (2, 9, 9, 3)).astype(np.float32),
+    "flt": rng.uniform(-1, 1, (3, 3, 3, 4)).astype(np.float32),
 }
 f = FEEDS
 
@@ -36,6 +47,47 @@ def softmax(x, axis):
 def log_softmax(x, axis):
     y = x - x.max(axis=axis, keepdims=True)
     return y - np.log(np.exp(y).sum(axis=axis, keepdims=True))
+
+
+def conv2d(x, w, strides=(1, 1), dilations=(1, 1), same=False):
+    """NHWC x, HWIO w, TF's padding arithmetic."""
+    n, h, wd, c = x.shape
+    kh, kw, _, o = w.shape
+    (sh, sw), (dh, dw) = strides, dilations
+    ekh, ekw = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    if same:
+        oh, ow = -(-h // sh), -(-wd // sw)
+        pt = max((oh - 1) * sh + ekh - h, 0) // 2
+        pl = max((ow - 1) * sw + ekw - wd, 0) // 2
+    else:
+        oh, ow, pt, pl = (h - ekh) // sh + 1, (wd - ekw) // sw + 1, 0, 0
+    y = np.zeros((n, oh, ow, o), np.float64)
+    for i in range(oh):
+        for j in range(ow):
+            for a in range(kh):
+                for b in range(kw):
+                    ih, iw = i * sh - pt + a * dh, j * sw - pl + b * dw
+                    if 0 <= ih < h and 0 <= iw < wd:
+                        y[:, i, j, :] += x[:, ih, iw, :].astype(np.float64) @ w[a, b].astype(np.float64)
+    return y
+
+
+def pool(x, k, s, same, op):
+    """max or mean over the window's taps inside x (padding not counted)."""
+    n, h, wd, c = x.shape
+    if same:
+        oh, ow = -(-h // s[0]), -(-wd // s[1])
+        pt = max((oh - 1) * s[0] + k[0] - h, 0) // 2
+        pl = max((ow - 1) * s[1] + k[1] - wd, 0) // 2
+    else:
+        oh, ow, pt, pl = (h - k[0]) // s[0] + 1, (wd - k[1]) // s[1] + 1, 0, 0
+    y = np.zeros((n, oh, ow, c), np.float64)
+    for i in range(oh):
+        for j in range(ow):
+            r0, c0 = i * s[0] - pt, j * s[1] - pl
+            win = x[:, max(r0, 0):min(r0 + k[0], h), max(c0, 0):min(c0 + k[1], wd), :].astype(np.float64)
+            y[:, i, j, :] = win.max(axis=(1, 2)) if op == "max" else win.mean(axis=(1, 2))
+    return y
 
 
 REF = {
@@ -72,6 +124,21 @@ REF = {
     "mm": lambda: f["r"] @ f["q"],
     "mm_tt": lambda: f["q"].T @ f["m"].T,
     "mm_batch": lambda: f["t3"] @ np.transpose(f["t3"], (0, 2, 1)),
+    "r_big": lambda: f["big"].astype(np.float64).sum(axis=1),
+    "r_bigmax0": lambda: f["big2"].max(axis=0),
+    "mm_big": lambda: f["g1"].astype(np.float64) @ f["g2"],
+    "mm_big_t": lambda: f["g2"].T.astype(np.float64) @ f["g1"].T,
+    "mm_bcast": lambda: f["t3"] @ f["w57"],
+    "mm_f64": lambda: f["dm"] @ f["dn"],
+    "cc": lambda: np.concatenate([f["r"], f["m"]], axis=1),
+    "cc0": lambda: np.concatenate([f["q"]] * 3, axis=0),
+    "gt": lambda: f["q"][f["idx"]],
+    "gt1": lambda: f["t3"][:, f["idx2"]],
+    "cv": lambda: conv2d(f["img"], f["flt"], strides=(2, 2), same=True),
+    "cv_dil": lambda: conv2d(f["img"], f["flt"], dilations=(2, 2)),
+    "mp": lambda: pool(f["img"], (3, 3), (2, 2), True, "max"),
+    "ap": lambda: pool(f["img"], (2, 3), (1, 2), True, "mean"),
+    "ap_valid": lambda: pool(f["img"], (2, 2), (2, 2), False, "mean"),
     "upd": lambda: f["m"],  # acc starts at zeros; one run adds m
 }
 

@@ -7,11 +7,15 @@
 #   2. the machine-independent GPU tests (placement, PTX through ptxas for
 #      sm_80 and sm_90, the no-GPU paths) when the test binary builds;
 #   3. on the GPU: every kernel of tests/gpu/kernels.kg and ops.kg run by the
-#      binaries kiln builds, against NumPy; examples/gpu_elementwise and
+#      binaries kiln builds, against NumPy (ops.kg twice: matmuls through
+#      cuBLAS where libcublas loads, and through kiln's tiled GEMM kernel
+#      with KILN_CUBLAS=0); examples/gpu_elementwise and
 #      multi_tower on the GPU against their expected output; a GPU that is
 #      not there fails with a clear message;
 #      tests/gpu/check.py (the raw kernels through CuPy) when CuPy is there;
-#   4. the benchmark (tests/gpu/bench.py, PyTorch): ratios in one run.
+#   4. the benchmark (tests/gpu/bench.py, PyTorch): ratios in one run; the
+#      GEMM ratio (cuBLAS alone over kiln) with kiln's cuBLAS path and with
+#      its tiled kernel.
 #
 #   tests/gpu/run.sh [ARCH]      ARCH: sm_80 (A100), sm_90 (H100, the default)
 # Environment: KILN (a built kiln; else make B=build/gpu), PYTHON (python3
@@ -53,11 +57,13 @@ fi
 # ---- 2. the tests that need no GPU ----
 if timeout 200 make -j"$(nproc)" B=$B $B/tests/unit >"$W/unit-build.log" 2>&1; then
   check unit-tests 200 env KILN=$K PYTHON=$PY KILN_BUILD=$B $B/tests/unit --filter 'gpu_p*/*' -j4
+  check fake-driver 200 env KILN=$K PYTHON=$PY KILN_BUILD=$B $B/tests/unit --filter 'gpu_fake/*' -j4
 else echo "SKIP  unit tests (the test binary does not build here: $(tail -1 "$W/unit-build.log"))"; fi
 
 # ---- 3. on the GPU ----
 check kernels 120 "$PY" tests/gpu/run_kernels.py --gpu "$K" tests/gpu/kernels.kg "$W/kernels"
-check ops 120 "$PY" tests/gpu/run_kernels.py --gpu "$K" tests/gpu/ops.kg "$W/ops"
+check ops 120 env KILN_GPU_LOG=1 "$PY" tests/gpu/run_kernels.py --gpu "$K" tests/gpu/ops.kg "$W/ops"
+check ops-tiled-gemm 120 env KILN_GPU_LOG=1 KILN_CUBLAS=0 "$PY" tests/gpu/run_kernels.py --gpu "$K" tests/gpu/ops.kg "$W/ops-tiled"
 
 run_example() { # NAME [kiln flags...]: built without soft placement, so it must run on the GPU
   local name=$1; shift

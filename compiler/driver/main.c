@@ -136,6 +136,20 @@ static bool add_input_spec(kc_import_options *io, const char *arg, bool shape) {
   return true;
 }
 
+/* The import options live as long as the process: a file-scope object, so
+ * the usage-error exits below leave nothing unreachable behind. */
+static kc_import_options imp;
+
+static void free_import_options(kc_import_options *io) {
+  for (int i = 0; i < io->n_inputs; i++) {
+    free((void *)io->inputs[i].name);
+    free(io->inputs[i].values);
+  }
+  free((void *)io->inputs);
+  free((void *)io->feeds);
+  free((void *)io->fetches);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     fputs(usage, argc < 2 ? stderr : stdout);
@@ -153,7 +167,6 @@ int main(int argc, char **argv) {
   }
   kc_options o = {0};
   o.opt_level = 2;
-  kc_import_options imp = {0};
   o.import = &imp;
   bool emit_given = false, lib = false;
   if (!strcmp(cmd, "build")) o.emit = KC_EMIT_EXE;
@@ -266,5 +279,6 @@ int main(int argc, char **argv) {
   }
   kc_diag_print(&d, stderr);
   kc_diag_clear(&d);
+  free_import_options(&imp);
   return ok ? 0 : 1;
 }

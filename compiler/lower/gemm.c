@@ -66,6 +66,7 @@ typedef struct gcfg {
   int MR, NV, NR; /* micro-tile: MR rows x NV vectors = NR columns */
   int DI, DJ;     /* dot-product tile: DI rows of A x DJ rows of B */
   int64_t KC, NC; /* cache blocks along K and N */
+  int regs;       /* vector (or FP) registers */
   bool fma;
 } gcfg;
 
@@ -128,6 +129,7 @@ static void pick(const kc_target *t, kiln_dtype dt, gcfg *c) {
   c->vbits = bits;
   c->W = bits / (8 * c->es);
   c->fma = fma;
+  c->regs = regs;
   /* accumulators + B vectors + a broadcast (+ a product without FMA) fit
    * the registers */
   c->MR = c->W == 1 ? 4 : regs >= 32 ? 12 : fma ? 6 : 4;
@@ -147,6 +149,7 @@ typedef struct gem {
   LLVMBuilderRef B;
   const kl_gemm *g;
   gcfg c;
+  kl_vec v;                /* c's vector shape, with its LLVM types */
   LLVMTypeRef ft, vt;
   LLVMValueRef A, Bm, C;   /* the function's arguments */
   LLVMValueRef Ap, Bp;     /* packing scratch */
@@ -175,53 +178,68 @@ static LLVMValueRef elem(gem *e, LLVMValueRef base, LLVMValueRef idx) {
 
 static LLVMValueRef elemc(gem *e, LLVMValueRef base, int64_t idx) { return idx ? elem(e, base, c64(e, idx)) : base; }
 
-static LLVMValueRef lane_mask(gem *e, int n) {
+/* ---- vectors (shared with the convolutions through gemm.h) ---- */
+
+void kl_vec_init(kl_ctx *L, kiln_dtype dt, kl_vec *v) {
+  gcfg c;
+  pick(L->target, dt, &c);
+  v->es = c.es, v->W = c.W, v->vbits = c.vbits, v->regs = c.regs, v->fma = c.fma;
+  v->ft = dt == KILN_F32 ? L->t_f32 : L->t_f64;
+  v->vt = LLVMVectorType(v->ft, (unsigned)c.W);
+}
+
+static LLVMValueRef lane_mask(kl_ctx *L, const kl_vec *v, int n) {
   LLVMValueRef m[64];
-  for (int l = 0; l < e->c.W; l++) m[l] = LLVMConstInt(e->L->t_i1, l < n, 0);
-  return LLVMConstVector(m, (unsigned)e->c.W);
+  for (int l = 0; l < v->W; l++) m[l] = LLVMConstInt(L->t_i1, l < n, 0);
+  return LLVMConstVector(m, (unsigned)v->W);
 }
 
-static LLVMValueRef masked_call(gem *e, const char *name, LLVMValueRef *args, int n) {
+static LLVMValueRef masked_call(kl_ctx *L, const kl_vec *v, const char *name, LLVMValueRef *args, int n) {
   unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-  LLVMTypeRef tys[2] = {e->vt, e->L->t_ptr};
-  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->L->M, id, tys, 2);
-  return LLVMBuildCall2(e->B, LLVMIntrinsicGetType(e->L->C, id, tys, 2), fn, args, (unsigned)n, "");
+  LLVMTypeRef tys[2] = {v->vt, L->t_ptr};
+  LLVMValueRef fn = LLVMGetIntrinsicDeclaration(L->M, id, tys, 2);
+  return LLVMBuildCall2(L->B, LLVMIntrinsicGetType(L->C, id, tys, 2), fn, args, (unsigned)n, "");
 }
 
-/* A vector of `n` lanes at p (n < W: the rest zero, memory past them untouched). */
-static LLVMValueRef vload(gem *e, LLVMValueRef p, int n) {
-  if (n >= e->c.W) {
-    LLVMValueRef v = LLVMBuildLoad2(e->B, e->vt, p, "");
-    LLVMSetAlignment(v, (unsigned)e->c.es);
-    return v;
+LLVMValueRef kl_vec_load(kl_ctx *L, const kl_vec *v, LLVMValueRef p, int n) {
+  if (n >= v->W) {
+    LLVMValueRef r = LLVMBuildLoad2(L->B, v->vt, p, "");
+    LLVMSetAlignment(r, (unsigned)v->es);
+    return r;
   }
-  LLVMValueRef args[4] = {p, kl_i32(e->L, e->c.es), lane_mask(e, n), LLVMConstNull(e->vt)};
-  return masked_call(e, "llvm.masked.load", args, 4);
+  LLVMValueRef args[4] = {p, kl_i32(L, v->es), lane_mask(L, v, n), LLVMConstNull(v->vt)};
+  return masked_call(L, v, "llvm.masked.load", args, 4);
 }
 
-/* Stores the first n lanes of v at p. */
-static void vstore(gem *e, LLVMValueRef v, LLVMValueRef p, int n) {
-  if (n >= e->c.W) {
-    LLVMSetAlignment(LLVMBuildStore(e->B, v, p), (unsigned)e->c.es);
+void kl_vec_store(kl_ctx *L, const kl_vec *v, LLVMValueRef val, LLVMValueRef p, int n) {
+  if (n >= v->W) {
+    LLVMSetAlignment(LLVMBuildStore(L->B, val, p), (unsigned)v->es);
     return;
   }
-  LLVMValueRef args[4] = {v, p, kl_i32(e->L, e->c.es), lane_mask(e, n)};
-  masked_call(e, "llvm.masked.store", args, 4);
+  LLVMValueRef args[4] = {val, p, kl_i32(L, v->es), lane_mask(L, v, n)};
+  masked_call(L, v, "llvm.masked.store", args, 4);
 }
 
-static LLVMValueRef splat(gem *e, LLVMValueRef s) {
-  LLVMValueRef v = LLVMBuildInsertElement(e->B, LLVMGetPoison(e->vt), s, kl_i32(e->L, 0), "");
-  return LLVMBuildShuffleVector(e->B, v, LLVMGetPoison(e->vt), LLVMConstNull(LLVMVectorType(e->L->t_i32, (unsigned)e->c.W)),
-                                "");
+LLVMValueRef kl_vec_splat(kl_ctx *L, const kl_vec *v, LLVMValueRef s) {
+  LLVMValueRef r = LLVMBuildInsertElement(L->B, LLVMGetPoison(v->vt), s, kl_i32(L, 0), "");
+  return LLVMBuildShuffleVector(L->B, r, LLVMGetPoison(v->vt),
+                                LLVMConstNull(LLVMVectorType(L->t_i32, (unsigned)v->W)), "");
 }
 
-/* acc + a * b */
-static LLVMValueRef mac(gem *e, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
-  if (e->c.fma) {
+LLVMValueRef kl_vec_mac(kl_ctx *L, const kl_vec *v, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
+  if (v->fma) {
     LLVMValueRef args[3] = {a, b, acc};
-    return kl_intrinsic(e->L, "llvm.fma", args, 3);
+    return kl_intrinsic(L, "llvm.fma", args, 3);
   }
-  return LLVMBuildFAdd(e->B, acc, LLVMBuildFMul(e->B, a, b, ""), "");
+  return LLVMBuildFAdd(L->B, acc, LLVMBuildFMul(L->B, a, b, ""), "");
+}
+
+/* The kernels' own spellings of the above, on their emission state. */
+static LLVMValueRef vload(gem *e, LLVMValueRef p, int n) { return kl_vec_load(e->L, &e->v, p, n); }
+static void vstore(gem *e, LLVMValueRef v, LLVMValueRef p, int n) { kl_vec_store(e->L, &e->v, v, p, n); }
+static LLVMValueRef splat(gem *e, LLVMValueRef s) { return kl_vec_splat(e->L, &e->v, s); }
+static LLVMValueRef mac(gem *e, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc) {
+  return kl_vec_mac(e->L, &e->v, a, b, acc);
 }
 
 /* Builds into a new function: the builder and L->fn point at it until leave(). */
@@ -230,19 +248,29 @@ typedef struct saved {
   LLVMValueRef fn;
 } saved;
 
+static saved enter_fn(kl_ctx *L, LLVMValueRef fn) {
+  saved s = {L->B, L->fn};
+  L->B = LLVMCreateBuilderInContext(L->C);
+  LLVMPositionBuilderAtEnd(L->B, LLVMAppendBasicBlockInContext(L->C, fn, "entry"));
+  L->fn = fn;
+  return s;
+}
+
+static void leave_fn(kl_ctx *L, saved s) {
+  LLVMDisposeBuilder(L->B);
+  L->B = s.B;
+  L->fn = s.fn;
+}
+
 static saved enter(gem *e, LLVMValueRef fn) {
-  saved s = {e->L->B, e->L->fn};
-  LLVMBuilderRef b = LLVMCreateBuilderInContext(e->L->C);
-  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(e->L->C, fn, "entry"));
-  e->L->B = e->B = b;
-  e->L->fn = fn;
+  saved s = enter_fn(e->L, fn);
+  e->B = e->L->B;
   return s;
 }
 
 static void leave(gem *e, saved s) {
-  LLVMDisposeBuilder(e->B);
-  e->L->B = e->B = s.B;
-  e->L->fn = s.fn;
+  leave_fn(e->L, s);
+  e->B = e->L->B;
 }
 
 static void fn_attr(kl_ctx *L, LLVMValueRef fn, const char *name) {
@@ -250,18 +278,46 @@ static void fn_attr(kl_ctx *L, LLVMValueRef fn, const char *name) {
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(L->C, kind, 0));
 }
 
-static LLVMValueRef new_fn(gem *e, const char *name, LLVMTypeRef *params, int n) {
-  kl_ctx *L = e->L;
+static LLVMValueRef new_fn_bits(kl_ctx *L, int vbits, const char *name, LLVMTypeRef *params, int n) {
   LLVMValueRef fn = LLVMAddFunction(L->M, name, LLVMFunctionType(L->t_void, params, (unsigned)n, 0));
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   fn_attr(L, fn, "nounwind");
   /* explicit wide vectors stay wide (x86 CPUs that prefer 256-bit vectors
    * would otherwise split 512-bit ones) */
   char w[16];
-  snprintf(w, sizeof w, "%d", e->c.vbits);
+  snprintf(w, sizeof w, "%d", vbits);
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
                           LLVMCreateStringAttribute(L->C, "min-legal-vector-width", 22, w, (unsigned)strlen(w)));
   return fn;
+}
+
+static LLVMValueRef new_fn(gem *e, const char *name, LLVMTypeRef *params, int n) {
+  return new_fn_bits(e->L, e->c.vbits, name, params, n);
+}
+
+bool kl_kernel_begin(kl_ctx *L, const kl_vec *v, const char *name, int nptr, kl_kernel *k) {
+  LLVMTypeRef params[KL_KERNEL_MAX_PARAMS];
+  for (int i = 0; i < nptr; i++) params[i] = L->t_ptr;
+  k->nptr = nptr;
+  k->ty = LLVMFunctionType(L->t_void, params, (unsigned)nptr, 0);
+  k->fn = LLVMGetNamedFunction(L->M, name);
+  k->built = !k->fn;
+  if (k->built) {
+    k->fn = new_fn_bits(L, v->vbits, name, params, nptr);
+    fn_attr(L, k->fn, "noinline");
+    saved s = enter_fn(L, k->fn);
+    k->caller_B = s.B, k->caller_fn = s.fn;
+  }
+  return k->built;
+}
+
+void kl_kernel_end(kl_ctx *L, kl_kernel *k, LLVMValueRef *args) {
+  if (k->built) {
+    LLVMBuildRetVoid(L->B);
+    leave_fn(L, (saved){k->caller_B, k->caller_fn});
+    k->built = false;
+  }
+  LLVMBuildCall2(L->B, k->ty, k->fn, args, (unsigned)k->nptr, "");
 }
 
 /* Emits `for (i = 0; i < total / block; i++) f(i * block, block)` and then
@@ -665,8 +721,9 @@ bool kl_emit_gemm(kl_ctx *L, const kl_gemm *g, LLVMValueRef A, LLVMValueRef B, L
     return kc_error(L->diag, (kc_loc){0}, "internal: generated GEMM for an unsupported dtype or an empty shape");
   gem e = {.L = L, .g = g};
   pick(L->target, g->dt, &e.c);
-  e.ft = g->dt == KILN_F32 ? L->t_f32 : L->t_f64;
-  e.vt = LLVMVectorType(e.ft, (unsigned)e.c.W);
+  kl_vec_init(L, g->dt, &e.v);
+  e.ft = e.v.ft;
+  e.vt = e.v.vt;
   e.lda = g->lda ? g->lda : g->ta ? g->M : g->K;
   e.ldb = g->ldb ? g->ldb : g->tb ? g->K : g->N;
   e.ldc = g->ldc ? g->ldc : g->N;

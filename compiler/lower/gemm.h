@@ -24,4 +24,43 @@ bool kl_gemm_supports(kiln_dtype dt);
  * arrays at A, B and C (no overlap of C with A or B); false on an error. */
 bool kl_emit_gemm(kl_ctx *L, const kl_gemm *g, LLVMValueRef A, LLVMValueRef B, LLVMValueRef C);
 
+/* The vector shape of kiln's generated kernels for a dtype on the target
+ * (the GEMM's, reused by the convolutions in ops/nn.c): W lanes of an LLVM
+ * vector (1 without vector registers), whether llvm.fma is native, and how
+ * many vector registers a kernel may keep live. */
+typedef struct kl_vec {
+  int es, W, vbits, regs;
+  bool fma;
+  LLVMTypeRef ft, vt; /* the element and vector types */
+} kl_vec;
+
+void kl_vec_init(kl_ctx *L, kiln_dtype dt, kl_vec *v);
+/* A vector of the n lanes at p (n < W: the rest zero, memory past them untouched). */
+LLVMValueRef kl_vec_load(kl_ctx *L, const kl_vec *v, LLVMValueRef p, int n);
+/* Stores the first n lanes of val at p. */
+void kl_vec_store(kl_ctx *L, const kl_vec *v, LLVMValueRef val, LLVMValueRef p, int n);
+LLVMValueRef kl_vec_splat(kl_ctx *L, const kl_vec *v, LLVMValueRef s);
+/* acc + a * b (llvm.fma where the target has it) */
+LLVMValueRef kl_vec_mac(kl_ctx *L, const kl_vec *v, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
+
+/* A kernel shared by every node of one shape: an internal, noinline
+ * function of nptr pointer parameters, named for the shape.  Where the
+ * module has none of that name yet, kl_kernel_begin creates it, points L's
+ * builder and fn at its entry block and returns true: emit the body (the
+ * parameters are LLVMGetParam(k->fn, i)), then kl_kernel_end returns, goes
+ * back to the caller and calls it there with args.  Where it exists,
+ * kl_kernel_begin returns false and kl_kernel_end only calls it. */
+enum { KL_KERNEL_MAX_PARAMS = 8 };
+typedef struct kl_kernel {
+  LLVMValueRef fn;
+  LLVMTypeRef ty;
+  int nptr;
+  bool built;
+  LLVMBuilderRef caller_B;
+  LLVMValueRef caller_fn;
+} kl_kernel;
+
+bool kl_kernel_begin(kl_ctx *L, const kl_vec *v, const char *name, int nptr, kl_kernel *k);
+void kl_kernel_end(kl_ctx *L, kl_kernel *k, LLVMValueRef *args);
+
 #endif

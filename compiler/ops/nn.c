@@ -15,23 +15,33 @@
  * SAME padding arithmetic, computed here in C from the static shapes.  For
  * each output position the taps that land inside the input form a
  * contiguous range, so the emitted loops run over exactly those taps (from
- * small constant tables) and never test for padding.
+ * small constant tables) and never test for padding (im2col and Winograd
+ * gather their windows with zeros for the padding instead).
  *
- * Lowerings.  The three conv2d ops are one loop nest over (image, output
- * row, filter tap) whose body is one BLAS GEMM over the output row: with
- * X the input rows the tap reads (row stride sw*C), Y the output row and
- * F the tap's [C,O] filter slice,
+ * Lowerings.  The forward conv2d is GEMMs through kiln's generated GEMM
+ * (lower/gemm.c): one for a 1x1 stride-1 convolution, Winograd F(2x2, 3x3)
+ * for 3x3 stride-1 ones with enough channels, im2col blocks otherwise (see
+ * conv2d_gemm).  The gradient ops, and forward windows too deep for an
+ * im2col block, are one loop nest over (image, output row, filter tap)
+ * whose body is one GEMM over the output row: with X the input rows the tap
+ * reads (row stride sw*C), Y the output row and F the tap's [C,O] filter
+ * slice,
  *   conv2d                 Y  += X  F
  *   conv2d_backprop_input  dX += dY F^T
  *   conv2d_backprop_filter dF += X^T dY
- * The depthwise and pooling ops share one window walker (walk_windows)
- * with per-op callbacks; the three depthwise ops are one multiply-accumulate
- * whose accumulator is whichever of input, filter, output the op computes. */
+ * The forward depthwise_conv2d with multiplier 1 is a vector kernel over
+ * channels (depthwise_forward).  The other depthwise ops and the pools
+ * share one window walker (walk_windows) with per-op callbacks; the three
+ * depthwise ops are one multiply-accumulate whose accumulator is whichever
+ * of input, filter, output the op computes.  The forward kernels are
+ * internal functions named for their geometry, shared by the layers that
+ * have it (kl_kernel_begin). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "ir/expr.h" /* before lower.h, which names struct kc_expr */
 #include "lower/lower.h"
+#include "lower/gemm.h"
 #include "ops/ops_util.h"
 #include "passes/autodiff.h"
 
@@ -337,7 +347,7 @@ static bool node_fail(kl_ctx *L, int node, const char *msg) {
 }
 
 /* ======================================================================
- * conv2d family: one GEMM per (image, output row, filter tap)
+ * conv2d family: GEMMs
  * ====================================================================== */
 
 enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
@@ -381,6 +391,379 @@ static void gemm_acc(kl_ctx *L, kiln_dtype dt, bool ta, bool tb, LLVMValueRef M,
   kl_call(L, f32 ? "cblas_sgemm" : "cblas_dgemm", L->t_void, args, 14);
 }
 
+/* ---- conv2d forward: one GEMM over a block of output pixels ----
+ * HWIO is already the filter as a [KH*KW*C, O] row-major matrix, so a block
+ * of output pixels is the product of their windows (one row of KH*KW*C input
+ * values per pixel, zero where the window hangs over the padding) and the
+ * filter.  A 1x1 convolution with stride 1 needs no copy: its windows are
+ * the input's rows, and the whole batch is one GEMM.  Otherwise the windows
+ * of P pixels at a time are gathered (im2col) into a stack buffer for one
+ * GEMM, in place of the per-tap form's GEMM per (row, tap), whose depth is
+ * only C (3 in an RGB first layer, where call overhead was all the cost). */
+
+enum {
+  IM2COL_BYTES = 256 << 10,  /* the gathered windows of one block: about L2 */
+  IM2COL_MIN_PIXELS = 36,    /* at least this many rows (a multiple of 12), so the GEMM amortizes packing the filter */
+  IM2COL_MAX_BYTES = 1 << 20 /* a bigger block (deep windows) keeps the per-tap GEMMs, which copy nothing */
+};
+
+/* C = A B with static shapes: A M x K with rows lda apart, B K x N and C
+ * M x N dense.  Always kiln's generated GEMM, even where matmul calls cblas:
+ * the shapes are static and mostly narrow (N = O, often 16 to 96), where
+ * the generated kernels measured 3-4x faster than OpenBLAS 0.3.21's
+ * (blazeface's convolutions, one thread; OpenBLAS also pays a call and its
+ * packing per product). */
+static bool gemm_static(kl_ctx *L, kiln_dtype dt, int64_t M, int64_t N, int64_t K, LLVMValueRef A, int64_t lda,
+                        LLVMValueRef B, LLVMValueRef C) {
+  kl_gemm gg = {.dt = dt, .M = M, .N = N, .K = K, .lda = lda};
+  return kl_emit_gemm(L, &gg, A, B, C);
+}
+
+/* The name of the kernel that computes `what` for one geometry and dtype. */
+static void kernel_name(char *buf, size_t size, const char *what, const win_geom *g, kiln_dtype dt) {
+  snprintf(buf, size, "kiln_%s_%s_%lldx%lldx%lldx%lld_k%lldx%lld_m%lld_s%lldx%lld_d%lldx%lld_p%lldx%lld", what,
+           kg_dtype_name(dt), (long long)g->N, (long long)g->H, (long long)g->W, (long long)g->C, (long long)g->KH,
+           (long long)g->KW, (long long)g->M, (long long)g->sh, (long long)g->sw, (long long)g->dh, (long long)g->dw,
+           (long long)g->pt, (long long)g->pl);
+}
+
+static bool pointwise(const win_geom *g) { return g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1; }
+
+/* Output pixels per im2col block; 0 where the per-tap form is kept. */
+static int64_t im2col_pixels(const win_geom *g, int64_t es) {
+  int64_t row = g->KH * g->KW * g->C, total = g->N * g->OH * g->OW;
+  int64_t p = IM2COL_BYTES / (row * es);
+  if (p < IM2COL_MIN_PIXELS) p = IM2COL_MIN_PIXELS;
+  if (p > total) p = total;
+  else p -= p % 12; /* whole micro-tiles of rows: MR is 4, 6 or 12 (lower/gemm.c) */
+  if (p * row * es > IM2COL_MAX_BYTES) return 0;
+  return p;
+}
+
+/* 0 <= i < n */
+static LLVMValueRef in_range(kl_ctx *L, LLVMValueRef i, int64_t n) {
+  return LLVMBuildICmp(L->B, LLVMIntULT, i, kl_i64(L, n), "");
+}
+
+typedef struct im2col {
+  const win_geom *g;
+  kiln_dtype dt;
+  LLVMValueRef x, f, y, buf;
+} im2col;
+
+/* Branches on cond: returns the block to continue in after both arms; the
+ * builder is left in the `then` arm and *els is the `else` arm. */
+static LLVMBasicBlockRef branch(kl_ctx *L, LLVMValueRef cond, LLVMBasicBlockRef *els) {
+  LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(L->C, L->fn, "then");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(L->C, L->fn, "join");
+  *els = LLVMAppendBasicBlockInContext(L->C, L->fn, "else");
+  LLVMBuildCondBr(L->B, cond, then, *els);
+  LLVMPositionBuilderAtEnd(L->B, then);
+  return join;
+}
+
+/* The element offset of x[n, ih, iw, 0]; a position in the padding becomes
+ * x[n, 0, 0, 0], so that the address stays inside x either way. */
+static LLVMValueRef x_at(kl_ctx *L, const win_geom *g, LLVMValueRef n, LLVMValueRef ih, LLVMValueRef iw,
+                         LLVMValueRef inside) {
+  LLVMValueRef zero = kl_i64(L, 0);
+  ih = LLVMBuildSelect(L->B, inside, ih, zero, "");
+  iw = LLVMBuildSelect(L->B, inside, iw, zero, "");
+  return madd(L, madd(L, madd(L, n, g->H, ih), g->W, iw), g->C, NULL);
+}
+
+/* Gathers the windows of output pixels q0 .. q0+cnt (flat over n, oh, ow)
+ * into buf, then y[q0 .. q0+cnt] = buf f.  A window row is one copy of
+ * KW*C elements where it lies inside the input and the taps are adjacent
+ * (dilation 1), else a copy or a zero fill of C elements per tap. */
+static bool im2col_block(kl_ctx *L, const im2col *b, LLVMValueRef q0, int64_t cnt) {
+  const win_geom *g = b->g;
+  kiln_dtype dt = b->dt;
+  int64_t KK = g->KH * g->KW * g->C, es = (int64_t)kg_dtype_size(dt);
+  kl_loop lp = kl_for(L, kl_i64(L, cnt), "im2col_p");
+  LLVMValueRef q = iadd(L, q0, lp.index);
+  LLVMValueRef ow = LLVMBuildSRem(L->B, q, kl_i64(L, g->OW), "");
+  LLVMValueRef r = LLVMBuildSDiv(L->B, q, kl_i64(L, g->OW), "");
+  LLVMValueRef oh = LLVMBuildSRem(L->B, r, kl_i64(L, g->OH), "");
+  LLVMValueRef n = LLVMBuildSDiv(L->B, r, kl_i64(L, g->OH), "");
+  LLVMValueRef iw0 = madd(L, ow, g->sw, kl_i64(L, -g->pl));
+  LLVMValueRef row_in = LLVMBuildAnd(L->B, in_range(L, iw0, g->W),
+                                     in_range(L, iadd(L, iw0, kl_i64(L, (g->KW - 1) * g->dw)), g->W), "");
+  kl_loop lh = kl_for(L, kl_i64(L, g->KH), "im2col_kh");
+  LLVMValueRef ih = madd(L, oh, g->sh, madd(L, lh.index, g->dh, kl_i64(L, -g->pt)));
+  LLVMValueRef h_in = in_range(L, ih, g->H);
+  LLVMValueRef dst = madd(L, lp.index, KK, madd(L, lh.index, g->KW * g->C, NULL));
+  LLVMBasicBlockRef join = NULL, els = NULL;
+  if (g->dw == 1 && g->KW > 1) {
+    LLVMValueRef whole = LLVMBuildAnd(L->B, h_in, row_in, "");
+    join = branch(L, whole, &els);
+    kl_memcpy(L, kl_gep(L, dt, b->buf, dst), kl_gep(L, dt, b->x, x_at(L, g, n, ih, iw0, whole)), g->KW * g->C * es);
+    LLVMBuildBr(L->B, join);
+    LLVMPositionBuilderAtEnd(L->B, els);
+  }
+  kl_loop lw = kl_for(L, kl_i64(L, g->KW), "im2col_kw");
+  LLVMValueRef iw = madd(L, lw.index, g->dw, iw0);
+  LLVMValueRef inside = LLVMBuildAnd(L->B, h_in, in_range(L, iw, g->W), "");
+  LLVMValueRef to = kl_gep(L, dt, b->buf, madd(L, lw.index, g->C, dst));
+  LLVMBasicBlockRef pad = NULL, next = branch(L, inside, &pad);
+  kl_memcpy(L, to, kl_gep(L, dt, b->x, x_at(L, g, n, ih, iw, inside)), g->C * es);
+  LLVMBuildBr(L->B, next);
+  LLVMPositionBuilderAtEnd(L->B, pad);
+  kl_memset0(L, to, g->C * es);
+  LLVMBuildBr(L->B, next);
+  LLVMPositionBuilderAtEnd(L->B, next);
+  kl_for_end(L, &lw);
+  if (join) {
+    LLVMBuildBr(L->B, join);
+    LLVMPositionBuilderAtEnd(L->B, join);
+  }
+  kl_for_end(L, &lh);
+  kl_for_end(L, &lp);
+  return gemm_static(L, dt, cnt, g->M, KK, b->buf, KK, b->f, kl_gep(L, dt, b->y, madd(L, q0, g->M, NULL)));
+}
+
+/* ---- conv2d forward, 3x3 with stride 1: Winograd F(2x2, 3x3) ----
+ * Each 2x2 block of outputs (a tile) is A^T [(G g G^T) * (B^T d B)] A per
+ * (input channel, output channel), with d the 4x4 input patch under the
+ * tile and g the 3x3 filter.  Summed over the input channels, the 16
+ * elementwise products become 16 independent GEMMs [tiles x C] x [C x O]:
+ * 16 multiplies per tile and channel pair instead of 36.  The transforms'
+ * coefficients are 0, +-1 and +-1/2, so finite results differ from the
+ * direct sum by rounding only; a NaN or infinity in a tile's 4x4 input
+ * patch reaches all four of its outputs (0 * inf is NaN), where the direct
+ * sum spreads it only to the windows that hold it.  The filter is
+ * transformed on every run (it may be a variable) into U; tiles go in
+ * blocks of TB, transformed into V, multiplied into Mb and transformed
+ * back into y.  Few channels (an RGB first layer) keep im2col: GEMMs of
+ * depth 3 would waste the saving, and at 8 channels (cnn_b1's second
+ * layer) Winograd measured 1.4x faster than im2col. */
+
+enum {
+  WINO_MIN_C = 8,        /* input and output channels at least */
+  WINO_BYTES = 512 << 10 /* V and Mb of one block of tiles */
+};
+
+typedef struct wino {
+  const win_geom *g;
+  kiln_dtype dt;
+  int64_t TH, TW, TB; /* tiles per column and row; tiles per block */
+  LLVMValueRef x, f, y, U, V, Mb;
+} wino;
+
+/* Tiles per block, or 0 where Winograd does not apply. */
+static int64_t wino_tiles(const win_geom *g, int64_t es) {
+  if (g->KH != 3 || g->KW != 3 || g->sh != 1 || g->sw != 1 || g->dh != 1 || g->dw != 1 || g->C < WINO_MIN_C ||
+      g->M < WINO_MIN_C || 16 * g->C * g->M * es > IM2COL_MAX_BYTES)
+    return 0;
+  int64_t tiles = g->N * ((g->OH + 1) / 2) * ((g->OW + 1) / 2), t = WINO_BYTES / (16 * (g->C + g->M) * es);
+  t -= t % 12; /* whole micro-tiles of rows, as for im2col */
+  return t < 12 ? 0 : t < tiles ? t : tiles;
+}
+
+static LLVMValueRef wadd(kl_ctx *L, kiln_dtype dt, LLVMValueRef a, LLVMValueRef b) { return fprim(L, "add", dt, a, b); }
+static LLVMValueRef wsub(kl_ctx *L, kiln_dtype dt, LLVMValueRef a, LLVMValueRef b) { return fprim(L, "sub", dt, a, b); }
+
+/* U[e][c][o] = (G g G^T)[e], g = f[:, :, c, o], e = 4 * row + column */
+static void wino_filter(kl_ctx *L, const wino *w) {
+  const win_geom *g = w->g;
+  kiln_dtype dt = w->dt;
+  LLVMValueRef h = kl_const_f(L, dt, 0.5);
+  kl_loop lc = kl_for(L, kl_i64(L, g->C), "wino_fc");
+  kl_loop lo = kl_for(L, kl_i64(L, g->M), "wino_fo");
+  LLVMValueRef co = madd(L, lc.index, g->M, lo.index), k[3][3], q[4][3];
+  for (int a = 0; a < 3; a++)
+    for (int b = 0; b < 3; b++) k[a][b] = kl_load(L, dt, w->f, iadd(L, co, kl_i64(L, (a * 3 + b) * g->C * g->M)));
+  for (int b = 0; b < 3; b++) { /* G g */
+    LLVMValueRef s02 = wadd(L, dt, k[0][b], k[2][b]);
+    q[0][b] = k[0][b];
+    q[1][b] = fprim(L, "mul", dt, h, wadd(L, dt, s02, k[1][b]));
+    q[2][b] = fprim(L, "mul", dt, h, wsub(L, dt, s02, k[1][b]));
+    q[3][b] = k[2][b];
+  }
+  for (int a = 0; a < 4; a++) { /* (G g) G^T */
+    LLVMValueRef s02 = wadd(L, dt, q[a][0], q[a][2]);
+    LLVMValueRef u[4] = {q[a][0], fprim(L, "mul", dt, h, wadd(L, dt, s02, q[a][1])),
+                         fprim(L, "mul", dt, h, wsub(L, dt, s02, q[a][1])), q[a][2]};
+    for (int b = 0; b < 4; b++) kl_store(L, dt, w->U, iadd(L, co, kl_i64(L, (4 * a + b) * g->C * g->M)), u[b]);
+  }
+  kl_for_end(L, &lo);
+  kl_for_end(L, &lc);
+}
+
+/* The image, tile row and tile column of tile t. */
+static void wino_tile_at(kl_ctx *L, const wino *w, LLVMValueRef t, LLVMValueRef *n, LLVMValueRef *th,
+                         LLVMValueRef *tw) {
+  *tw = LLVMBuildSRem(L->B, t, kl_i64(L, w->TW), "");
+  LLVMValueRef r = LLVMBuildSDiv(L->B, t, kl_i64(L, w->TW), "");
+  *th = LLVMBuildSRem(L->B, r, kl_i64(L, w->TH), "");
+  *n = LLVMBuildSDiv(L->B, r, kl_i64(L, w->TH), "");
+}
+
+/* V[e][i][c] = (B^T d B)[e] for the tiles t0 + i, i < cnt */
+static void wino_input(kl_ctx *L, const wino *w, LLVMValueRef t0, int64_t cnt) {
+  const win_geom *g = w->g;
+  kiln_dtype dt = w->dt;
+  kl_loop li = kl_for(L, kl_i64(L, cnt), "wino_it");
+  LLVMValueRef n, th, tw, in[4][4], off[4][4], d[4][4], t[4][4];
+  wino_tile_at(L, w, iadd(L, t0, li.index), &n, &th, &tw);
+  LLVMValueRef ih0 = madd(L, th, 2, kl_i64(L, -g->pt)), iw0 = madd(L, tw, 2, kl_i64(L, -g->pl));
+  for (int a = 0; a < 4; a++)
+    for (int b = 0; b < 4; b++) {
+      LLVMValueRef ih = iadd(L, ih0, kl_i64(L, a)), iw = iadd(L, iw0, kl_i64(L, b));
+      in[a][b] = LLVMBuildAnd(L->B, in_range(L, ih, g->H), in_range(L, iw, g->W), "");
+      off[a][b] = x_at(L, g, n, ih, iw, in[a][b]);
+    }
+  kl_loop lc = kl_for(L, kl_i64(L, g->C), "wino_ic");
+  LLVMValueRef zero = kl_const_f(L, dt, 0);
+  for (int a = 0; a < 4; a++)
+    for (int b = 0; b < 4; b++)
+      d[a][b] = LLVMBuildSelect(L->B, in[a][b], kl_load(L, dt, w->x, iadd(L, off[a][b], lc.index)), zero, "");
+  for (int b = 0; b < 4; b++) { /* B^T d */
+    t[0][b] = wsub(L, dt, d[0][b], d[2][b]);
+    t[1][b] = wadd(L, dt, d[1][b], d[2][b]);
+    t[2][b] = wsub(L, dt, d[2][b], d[1][b]);
+    t[3][b] = wsub(L, dt, d[1][b], d[3][b]);
+  }
+  LLVMValueRef row = madd(L, li.index, g->C, lc.index);
+  for (int a = 0; a < 4; a++) { /* (B^T d) B */
+    LLVMValueRef v[4] = {wsub(L, dt, t[a][0], t[a][2]), wadd(L, dt, t[a][1], t[a][2]), wsub(L, dt, t[a][2], t[a][1]),
+                         wsub(L, dt, t[a][1], t[a][3])};
+    for (int b = 0; b < 4; b++) kl_store(L, dt, w->V, iadd(L, row, kl_i64(L, (4 * a + b) * w->TB * g->C)), v[b]);
+  }
+  kl_for_end(L, &lc);
+  kl_for_end(L, &li);
+}
+
+/* One tile's outputs from Mb: y[n, oh0 + r, ow0 + s, :] = (A^T m A)[r][s] for
+ * every output channel; `keep[r][s]` (NULL: all) guards a partial tile. */
+static void wino_store(kl_ctx *L, const wino *w, LLVMValueRef i, LLVMValueRef ybase, LLVMValueRef keep[2][2]) {
+  const win_geom *g = w->g;
+  kiln_dtype dt = w->dt;
+  kl_loop lo = kl_for(L, kl_i64(L, g->M), "wino_oo");
+  LLVMValueRef m[4][4], s[2][4], row = madd(L, i, g->M, lo.index);
+  for (int a = 0; a < 4; a++)
+    for (int b = 0; b < 4; b++) m[a][b] = kl_load(L, dt, w->Mb, iadd(L, row, kl_i64(L, (4 * a + b) * w->TB * g->M)));
+  for (int b = 0; b < 4; b++) { /* A^T m */
+    s[0][b] = wadd(L, dt, wadd(L, dt, m[0][b], m[1][b]), m[2][b]);
+    s[1][b] = wsub(L, dt, wsub(L, dt, m[1][b], m[2][b]), m[3][b]);
+  }
+  for (int r = 0; r < 2; r++) { /* (A^T m) A */
+    LLVMValueRef yv[2] = {wadd(L, dt, wadd(L, dt, s[r][0], s[r][1]), s[r][2]),
+                          wsub(L, dt, wsub(L, dt, s[r][1], s[r][2]), s[r][3])};
+    for (int c = 0; c < 2; c++) {
+      LLVMValueRef yi = iadd(L, ybase, iadd(L, lo.index, kl_i64(L, (r * g->OW + c) * g->M)));
+      if (!keep) {
+        kl_store(L, dt, w->y, yi, yv[c]);
+        continue;
+      }
+      LLVMBasicBlockRef skip = NULL, next = branch(L, keep[r][c], &skip);
+      kl_store(L, dt, w->y, yi, yv[c]);
+      LLVMBuildBr(L->B, next);
+      LLVMPositionBuilderAtEnd(L->B, skip);
+      LLVMBuildBr(L->B, next);
+      LLVMPositionBuilderAtEnd(L->B, next);
+    }
+  }
+  kl_for_end(L, &lo);
+}
+
+/* y for the tiles t0 .. t0+cnt: the outputs of a tile past the last row or
+ * column (odd OH or OW) are not stored. */
+static void wino_output(kl_ctx *L, const wino *w, LLVMValueRef t0, int64_t cnt) {
+  const win_geom *g = w->g;
+  kl_loop li = kl_for(L, kl_i64(L, cnt), "wino_ot");
+  LLVMValueRef n, th, tw;
+  wino_tile_at(L, w, iadd(L, t0, li.index), &n, &th, &tw);
+  LLVMValueRef oh0 = madd(L, th, 2, NULL), ow0 = madd(L, tw, 2, NULL);
+  LLVMValueRef ybase = madd(L, madd(L, madd(L, n, g->OH, oh0), g->OW, ow0), g->M, NULL);
+  if (g->OH % 2 == 0 && g->OW % 2 == 0) {
+    wino_store(L, w, li.index, ybase, NULL);
+  } else {
+    LLVMValueRef rin = in_range(L, iadd(L, oh0, kl_i64(L, 1)), g->OH);
+    LLVMValueRef cin = in_range(L, iadd(L, ow0, kl_i64(L, 1)), g->OW);
+    LLVMValueRef keep[2][2] = {{LLVMConstInt(L->t_i1, 1, 0), cin}, {rin, LLVMBuildAnd(L->B, rin, cin, "")}};
+    LLVMBasicBlockRef part = NULL, join = branch(L, keep[1][1], &part);
+    wino_store(L, w, li.index, ybase, NULL);
+    LLVMBuildBr(L->B, join);
+    LLVMPositionBuilderAtEnd(L->B, part);
+    wino_store(L, w, li.index, ybase, keep);
+    LLVMBuildBr(L->B, join);
+    LLVMPositionBuilderAtEnd(L->B, join);
+  }
+  kl_for_end(L, &li);
+}
+
+static bool wino_block(kl_ctx *L, const wino *w, LLVMValueRef t0, int64_t cnt) {
+  const win_geom *g = w->g;
+  wino_input(L, w, t0, cnt);
+  for (int64_t e = 0; e < 16; e++) {
+    LLVMValueRef V = kl_gep(L, w->dt, w->V, kl_i64(L, e * w->TB * g->C));
+    LLVMValueRef U = kl_gep(L, w->dt, w->U, kl_i64(L, e * g->C * g->M));
+    LLVMValueRef Mb = kl_gep(L, w->dt, w->Mb, kl_i64(L, e * w->TB * g->M));
+    if (!gemm_static(L, w->dt, cnt, g->M, g->C, V, g->C, U, Mb)) return false;
+  }
+  wino_output(L, w, t0, cnt);
+  return true;
+}
+
+/* The body of the Winograd kernel (x, f, y its parameters). */
+static bool winograd(kl_ctx *L, const win_geom *g, kiln_dtype dt, int64_t TB, LLVMValueRef x, LLVMValueRef f,
+                     LLVMValueRef y) {
+  wino w = {g, dt, (g->OH + 1) / 2, (g->OW + 1) / 2, TB, x, f, y, NULL, NULL, NULL};
+  LLVMTypeRef et = kl_elem_type(L, dt);
+  w.U = LLVMBuildArrayAlloca(L->B, et, kl_i64(L, 16 * g->C * g->M), "wino_u");
+  w.V = LLVMBuildArrayAlloca(L->B, et, kl_i64(L, 16 * TB * g->C), "wino_v");
+  w.Mb = LLVMBuildArrayAlloca(L->B, et, kl_i64(L, 16 * TB * g->M), "wino_m");
+  LLVMSetAlignment(w.U, 64), LLVMSetAlignment(w.V, 64), LLVMSetAlignment(w.Mb, 64);
+  wino_filter(L, &w);
+  int64_t tiles = g->N * w.TH * w.TW, full = tiles / TB, tail = tiles % TB;
+  bool ok = true;
+  if (full) {
+    kl_loop lb = kl_for(L, kl_i64(L, full), "wino_blk");
+    ok = wino_block(L, &w, madd(L, lb.index, TB, NULL), TB);
+    kl_for_end(L, &lb);
+  }
+  if (ok && tail) ok = wino_block(L, &w, kl_i64(L, full * TB), tail);
+  return ok;
+}
+
+/* The forward conv2d as GEMMs; *done false where the per-tap form is kept. */
+static bool conv2d_gemm(kl_ctx *L, int node, const win_geom *g, kiln_dtype dt, bool *done) {
+  int64_t total = g->N * g->OH * g->OW, KK = g->KH * g->KW * g->C, es = (int64_t)kg_dtype_size(dt);
+  LLVMValueRef x = kl_in(L, node, 0), f = kl_in(L, node, 1), y = kl_out(L, node, 0);
+  *done = true;
+  if (pointwise(g)) return gemm_static(L, dt, total, g->M, g->C, x, g->C, f, y);
+  int64_t TB = wino_tiles(g, es), P = TB ? 0 : im2col_pixels(g, es);
+  if (!TB && !P) return !(*done = false);
+  kl_vec v;
+  kl_vec_init(L, dt, &v);
+  char name[256];
+  kernel_name(name, sizeof name, TB ? "winograd_conv" : "im2col_conv", g, dt);
+  kl_kernel k;
+  LLVMValueRef args[3] = {x, f, y};
+  bool ok = true;
+  if (kl_kernel_begin(L, &v, name, 3, &k)) {
+    LLVMValueRef kx = LLVMGetParam(k.fn, 0), kf = LLVMGetParam(k.fn, 1), ky = LLVMGetParam(k.fn, 2);
+    if (TB) {
+      ok = winograd(L, g, dt, TB, kx, kf, ky);
+    } else {
+      /* the buffer lives in the kernel's frame, only during the convolution */
+      LLVMValueRef buf = LLVMBuildArrayAlloca(L->B, kl_elem_type(L, dt), kl_i64(L, P * KK), "im2col");
+      LLVMSetAlignment(buf, 64);
+      im2col b = {g, dt, kx, kf, ky, buf};
+      int64_t full = total / P, tail = total % P;
+      if (full) {
+        kl_loop lb = kl_for(L, kl_i64(L, full), "im2col_blk");
+        ok = im2col_block(L, &b, madd(L, lb.index, P, NULL), P);
+        kl_for_end(L, &lb);
+      }
+      if (ok && tail) ok = im2col_block(L, &b, kl_i64(L, full * P), tail);
+    }
+  }
+  kl_kernel_end(L, &k, args);
+  return ok;
+}
+
 bool kl_lower_conv2d(kl_ctx *L, int node) {
   const kg_node *n = &L->m->nodes[node];
   const kg_type *rt = kl_out_type(L, node, 0);
@@ -390,8 +773,14 @@ bool kl_lower_conv2d(kl_ctx *L, int node) {
   kg_shape xs, fs, ys;
   if (!conv_geom(NULL, L->m, n, &g, &xs, &fs, &ys)) return node_fail(L, node, "internal: invalid conv2d geometry");
   LLVMValueRef res = kl_out(L, node, 0);
-  kl_memset0(L, res, kg_type_bytes(rt)); /* every role accumulates */
-  if (kg_shape_numel(&xs) == 0 || kg_shape_numel(&fs) == 0 || kg_shape_numel(&ys) == 0) return true;
+  bool empty = kg_shape_numel(&xs) == 0 || kg_shape_numel(&fs) == 0 || kg_shape_numel(&ys) == 0;
+  if (role == ROLE_FWD && !empty) { /* writes every output element */
+    bool done;
+    if (!conv2d_gemm(L, node, &g, dt, &done)) return false;
+    if (done) return true;
+  }
+  kl_memset0(L, res, kg_type_bytes(rt)); /* the per-tap GEMMs accumulate */
+  if (empty) return true;
   if (g.sw * g.C > INT32_MAX || g.M > INT32_MAX || g.OW > INT32_MAX)
     return node_fail(L, node, "conv2d dimensions exceed BLAS's 32-bit int range");
   LLVMValueRef X = role == ROLE_INPUT_GRAD ? res : kl_in(L, node, 0);
@@ -528,6 +917,171 @@ static void dw_tap(kl_ctx *L, const win_geom *g, void *arg, const win_at *at) {
   kl_for_end(L, &lc);
 }
 
+/* ---- depthwise_conv2d forward with multiplier 1: vectors along channels ----
+ * y[n,oh,ow,c] = sum over taps of x[n,ih,iw,c] * f[kh,kw,c], and c is
+ * contiguous in x, f and y.  A tile of NP output pixels times NV vectors of
+ * channels keeps its sums in registers across the taps, loads each filter
+ * vector once per tap for all NP pixels and stores once.  Pixels whose
+ * window lies inside the input (the interior rows and columns) run tiles
+ * over every tap, unrolled at emission; the border pixels run one at a time
+ * over their valid tap range (valid_ranges' tables), so no tap tests for
+ * padding.  The channel tail is a shorter tile with a masked last vector. */
+
+enum { DW_UNROLL_TAPS = 64 }; /* windows with more taps loop over them instead */
+
+typedef struct dwk {
+  const win_geom *g;
+  kiln_dtype dt;
+  kl_vec v;
+  int NV, NP;                       /* the largest tile: NV vectors of channels x NP pixels */
+  LLVMValueRef x, f, y, n;          /* the operands; the image */
+  int64_t *khlo, *khn, *kwlo, *kwn; /* each output row's / column's valid taps */
+} dwk;
+
+/* acc[p*nv + j] += x[n, ih, iw(p), c0 + jW ..] * f[kh, kw, c0 + jW ..] for the
+ * np pixels from ow0; the last vector holds `last` lanes. */
+static void dw_taps(kl_ctx *L, const dwk *d, LLVMValueRef oh, LLVMValueRef ow0, int np, LLVMValueRef c0, int nv,
+                    int last, LLVMValueRef kh, LLVMValueRef kw, LLVMValueRef *acc) {
+  const win_geom *g = d->g;
+  int W = d->v.W;
+  LLVMValueRef row = madd(L, d->n, g->H, madd(L, oh, g->sh, madd(L, kh, g->dh, kl_i64(L, -g->pt))));
+  LLVMValueRef fo = madd(L, madd(L, kh, g->KW, kw), g->C, c0);
+  LLVMValueRef fv[16];
+  for (int j = 0; j < nv; j++)
+    fv[j] = kl_vec_load(L, &d->v, kl_gep(L, d->dt, d->f, iadd(L, fo, kl_i64(L, j * W))), j == nv - 1 ? last : W);
+  for (int p = 0; p < np; p++) {
+    LLVMValueRef iw = madd(L, iadd(L, ow0, kl_i64(L, p)), g->sw, madd(L, kw, g->dw, kl_i64(L, -g->pl)));
+    LLVMValueRef xo = madd(L, madd(L, row, g->W, iw), g->C, c0);
+    for (int j = 0; j < nv; j++) {
+      LLVMValueRef xv =
+          kl_vec_load(L, &d->v, kl_gep(L, d->dt, d->x, iadd(L, xo, kl_i64(L, j * W))), j == nv - 1 ? last : W);
+      acc[p * nv + j] = kl_vec_mac(L, &d->v, xv, fv[j], acc[p * nv + j]);
+    }
+  }
+}
+
+/* y[n, oh, ow0 .. ow0+np, c0 .. c0+lanes): over every tap when `full`, else
+ * (np == 1) over the pixel's valid taps. */
+static void dw_tile(kl_ctx *L, const dwk *d, LLVMValueRef oh, LLVMValueRef ow0, int np, LLVMValueRef c0,
+                    int64_t lanes, bool full) {
+  const win_geom *g = d->g;
+  int W = d->v.W, nv = (int)((lanes + W - 1) / W), last = (int)(lanes - (int64_t)(nv - 1) * W), na = np * nv;
+  LLVMValueRef acc[64];
+  for (int i = 0; i < na; i++) acc[i] = LLVMConstNull(d->v.vt);
+  if (full && g->KH * g->KW <= DW_UNROLL_TAPS) {
+    for (int64_t kh = 0; kh < g->KH; kh++)
+      for (int64_t kw = 0; kw < g->KW; kw++)
+        dw_taps(L, d, oh, ow0, np, c0, nv, last, kl_i64(L, kh), kl_i64(L, kw), acc);
+  } else {
+    /* loops over the taps, the sums in stack slots that mem2reg turns into registers */
+    LLVMValueRef slot[64];
+    for (int i = 0; i < na; i++) {
+      slot[i] = entry_slot(L, d->v.vt, "dw_acc");
+      LLVMBuildStore(L->B, acc[i], slot[i]);
+    }
+    LLVMValueRef h0 = full ? kl_i64(L, 0) : table_at(L, d->khlo, g->OH, oh, "dw_khlo");
+    LLVMValueRef hn = full ? kl_i64(L, g->KH) : table_at(L, d->khn, g->OH, oh, "dw_khn");
+    LLVMValueRef w0 = full ? kl_i64(L, 0) : table_at(L, d->kwlo, g->OW, ow0, "dw_kwlo");
+    LLVMValueRef wn = full ? kl_i64(L, g->KW) : table_at(L, d->kwn, g->OW, ow0, "dw_kwn");
+    kl_loop lh = kl_for(L, hn, "dw_kh");
+    kl_loop lw = kl_for(L, wn, "dw_kw");
+    for (int i = 0; i < na; i++) acc[i] = LLVMBuildLoad2(L->B, d->v.vt, slot[i], "");
+    dw_taps(L, d, oh, ow0, np, c0, nv, last, iadd(L, h0, lh.index), iadd(L, w0, lw.index), acc);
+    for (int i = 0; i < na; i++) LLVMBuildStore(L->B, acc[i], slot[i]);
+    kl_for_end(L, &lw);
+    kl_for_end(L, &lh);
+    for (int i = 0; i < na; i++) acc[i] = LLVMBuildLoad2(L->B, d->v.vt, slot[i], "");
+  }
+  LLVMValueRef prow = madd(L, madd(L, d->n, g->OH, oh), g->OW, ow0);
+  for (int p = 0; p < np; p++)
+    for (int j = 0; j < nv; j++) {
+      LLVMValueRef yo = madd(L, iadd(L, prow, kl_i64(L, p)), g->C, iadd(L, c0, kl_i64(L, j * W)));
+      kl_vec_store(L, &d->v, acc[p * nv + j], kl_gep(L, d->dt, d->y, yo), j == nv - 1 ? last : W);
+    }
+}
+
+/* The channel blocks of np pixels from ow0. */
+static void dw_chans(kl_ctx *L, const dwk *d, LLVMValueRef oh, LLVMValueRef ow0, int np, bool full) {
+  int64_t blk = (int64_t)d->NV * d->v.W, nb = d->g->C / blk, tail = d->g->C % blk;
+  if (nb == 1) {
+    dw_tile(L, d, oh, ow0, np, kl_i64(L, 0), blk, full);
+  } else if (nb > 1) {
+    kl_loop lc = kl_for(L, kl_i64(L, nb), "dw_cb");
+    dw_tile(L, d, oh, ow0, np, madd(L, lc.index, blk, NULL), blk, full);
+    kl_for_end(L, &lc);
+  }
+  if (tail) dw_tile(L, d, oh, ow0, np, kl_i64(L, nb * blk), tail, full);
+}
+
+/* Output columns [lo, hi) of row oh: tiles of NP pixels over every tap
+ * (full), else one pixel at a time over its valid taps. */
+static void dw_cols(kl_ctx *L, const dwk *d, LLVMValueRef oh, int64_t lo, int64_t hi, bool full) {
+  if (hi <= lo) return;
+  int64_t np = full ? d->NP : 1, cnt = (hi - lo) / np, tail = (hi - lo) % np;
+  if (cnt) {
+    kl_loop lw = kl_for(L, kl_i64(L, cnt), "dw_ow");
+    dw_chans(L, d, oh, madd(L, lw.index, np, kl_i64(L, lo)), (int)np, full);
+    kl_for_end(L, &lw);
+  }
+  if (tail) dw_chans(L, d, oh, kl_i64(L, lo + cnt * np), (int)tail, full);
+}
+
+/* The range [*lo, *hi) of the a < n whose window holds all k taps (it is
+ * contiguous: the windows slide one way); empty when there are none. */
+static void full_range(const int64_t *lo, const int64_t *cnt, int64_t n, int64_t k, int64_t *a, int64_t *b) {
+  *a = *b = n;
+  for (int64_t i = 0; i < n; i++)
+    if (lo[i] == 0 && cnt[i] == k) {
+      if (*a == n) *a = i;
+      *b = i + 1;
+    }
+}
+
+/* Output rows [lo, hi); `inner`: their windows hold every row of taps. */
+static void dw_rows(kl_ctx *L, const dwk *d, int64_t lo, int64_t hi, bool inner, int64_t wa, int64_t wb) {
+  if (hi <= lo) return;
+  kl_loop lh = kl_for(L, kl_i64(L, hi - lo), "dw_oh");
+  LLVMValueRef oh = iadd(L, lh.index, kl_i64(L, lo));
+  if (inner) {
+    dw_cols(L, d, oh, 0, wa, false);
+    dw_cols(L, d, oh, wa, wb, true);
+    dw_cols(L, d, oh, wb, d->g->OW, false);
+  } else {
+    dw_cols(L, d, oh, 0, d->g->OW, false);
+  }
+  kl_for_end(L, &lh);
+}
+
+/* One kernel per geometry: blazeface's 32 depthwise layers have 7. */
+static void depthwise_forward(kl_ctx *L, int node, const win_geom *g, kiln_dtype dt) {
+  dwk d = {.g = g, .dt = dt};
+  kl_vec_init(L, dt, &d.v);
+  char name[256];
+  kernel_name(name, sizeof name, "depthwise", g, dt);
+  kl_kernel k;
+  LLVMValueRef args[3] = {kl_in(L, node, 0), kl_in(L, node, 1), kl_out(L, node, 0)};
+  if (kl_kernel_begin(L, &d.v, name, 3, &k)) {
+    d.x = LLVMGetParam(k.fn, 0), d.f = LLVMGetParam(k.fn, 1), d.y = LLVMGetParam(k.fn, 2);
+    /* accumulators, the filter vectors, an input vector and a product fit the registers */
+    d.NV = d.v.regs >= 32 ? 4 : 2;
+    d.NP = 4;
+    d.khlo = arena_i64s(L, g->OH), d.khn = arena_i64s(L, g->OH);
+    d.kwlo = arena_i64s(L, g->OW), d.kwn = arena_i64s(L, g->OW);
+    valid_ranges(g->OH, g->sh, g->KH, g->dh, g->pt, g->H, d.khlo, d.khn);
+    valid_ranges(g->OW, g->sw, g->KW, g->dw, g->pl, g->W, d.kwlo, d.kwn);
+    int64_t ha, hb, wa, wb;
+    full_range(d.khlo, d.khn, g->OH, g->KH, &ha, &hb);
+    full_range(d.kwlo, d.kwn, g->OW, g->KW, &wa, &wb);
+    kl_loop ln = kl_for(L, kl_i64(L, g->N), "dw_n");
+    d.n = ln.index;
+    dw_rows(L, &d, 0, ha, false, 0, 0);
+    dw_rows(L, &d, ha, hb, true, wa, wb);
+    dw_rows(L, &d, hb, g->OH, false, 0, 0);
+    kl_for_end(L, &ln);
+  }
+  kl_kernel_end(L, &k, args);
+}
+
 bool kl_lower_depthwise_conv2d(kl_ctx *L, int node) {
   const kg_node *n = &L->m->nodes[node];
   const kg_type *rt = kl_out_type(L, node, 0);
@@ -536,8 +1090,13 @@ bool kl_lower_depthwise_conv2d(kl_ctx *L, int node) {
   kg_shape xs, fs, ys;
   if (!conv_geom(NULL, L->m, n, &g, &xs, &fs, &ys)) return node_fail(L, node, "internal: invalid depthwise geometry");
   LLVMValueRef res = kl_out(L, node, 0);
+  bool empty = kg_shape_numel(&xs) == 0 || kg_shape_numel(&fs) == 0 || kg_shape_numel(&ys) == 0;
+  if (role == ROLE_FWD && g.M == 1 && !empty) { /* writes every output element */
+    depthwise_forward(L, node, &g, rt->dtype);
+    return true;
+  }
   kl_memset0(L, res, kg_type_bytes(rt));
-  if (kg_shape_numel(&xs) == 0 || kg_shape_numel(&fs) == 0 || kg_shape_numel(&ys) == 0) return true;
+  if (empty) return true;
   dw_arg d = {rt->dtype, {0}, role == ROLE_FWD ? 2 : role == ROLE_INPUT_GRAD ? 0 : 1};
   d.p[0] = role == ROLE_INPUT_GRAD ? res : kl_in(L, node, 0);
   d.p[1] = role == ROLE_FWD ? kl_in(L, node, 1) : role == ROLE_INPUT_GRAD ? kl_in(L, node, 0) : res;

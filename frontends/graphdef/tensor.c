@@ -84,7 +84,7 @@ bool gd_tensor(gd_ctx *c, const Tensorflow__TensorProto *p, const char *what, kg
     if ((int64_t)p->tensor_content.len != bytes)
       return kc_error(c->d, at, "%s: tensor_content holds %zu bytes, but %s needs %lld", what, p->tensor_content.len,
                       kg_type_str(&t->type, (char[64]){0}, 64), (long long)bytes);
-    memcpy(t->data, p->tensor_content.data, (size_t)bytes);
+    if (bytes) memcpy(t->data, p->tensor_content.data, (size_t)bytes); /* empty: data may be NULL */
     return true;
   }
   /* the typed fields: float_val, double_val, int64_val, bool_val, and

@@ -93,7 +93,7 @@ bool ox_tensor(ox_ctx *c, const Onnx__TensorProto *p, const char *what, kg_tenso
     if ((int64_t)p->raw_data.len != bytes)
       return kc_error(c->d, at, "%s: raw_data holds %zu bytes, but %s needs %lld", what, p->raw_data.len,
                       kg_type_str(&t->type, (char[64]){0}, 64), (long long)bytes);
-    memcpy(t->data, p->raw_data.data, (size_t)bytes);
+    if (bytes) memcpy(t->data, p->raw_data.data, (size_t)bytes); /* an empty tensor's data may be NULL */
     return true;
   }
   /* the typed fields: floats in float_data, doubles in double_data, int64

@@ -266,8 +266,15 @@ Test(cbackend, embed) {
   char h[512];
   snprintf(h, sizeof h, "%s/model.h", dir);
   cr_assert_eq(access(h, R_OK), 0, "no header beside the object");
-  char *cc[] = {"cc", inc, "-Iruntime", "examples/embed/main.c", obj, rt, "-lopenblas", "-lpthread", "-lm", "-o", exe, NULL};
+  /* the sanitizer builds' runtime needs their flags at the link too */
+  const char *ld = getenv("KILN_LDFLAGS");
+  char *cc[16] = {"cc", inc, "-Iruntime", "examples/embed/main.c", obj, rt, "-lopenblas", "-lpthread", "-lm", "-o", exe};
+  char *words = ld ? strdup(ld) : NULL;
+  int k = 11;
+  for (char *w = words ? strtok(words, " ") : NULL; w && k < 15; w = strtok(NULL, " ")) cc[k++] = w;
+  cc[k] = NULL;
   r = tu_run(cc, 120);
+  free(words);
   cr_assert_eq(r.status, 0, "compiling examples/embed/main.c with the C backend's object: %s", r.err);
   tu_free(&r);
   char *run[] = {exe, NULL};

@@ -2,8 +2,10 @@
 # (forward, conv2d_backprop_input, conv2d_backprop_filter and the gradients
 # through them: strides, dilations, SAME/VALID padding, f32/f64) compiled
 # with `--blas=generated`, the default of `kiln build --target`.  There the
-# conv2d family runs plain loops (compiler/ops/nn.c, gemm_acc) instead of
-# cblas_sgemm/dgemm, which a target binary does not have.
+# two gradient ops (and forward windows too deep for im2col) run plain loops
+# (compiler/ops/nn.c, gemm_acc) instead of cblas_sgemm/dgemm, which a target
+# binary does not have; the forward conv2d runs kiln's generated GEMM either
+# way.
 import os
 
 _dir = os.path.dirname(os.path.abspath(__file__))

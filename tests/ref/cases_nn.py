@@ -249,6 +249,38 @@ for i, (xs, fs, s, d, pad) in enumerate(DEPTHWISE):
         """ % (dt, shp(xs), dt, shp(ys), ints(fs), at), {"x": rand(dt, xs), "dy": rand(dt, ys)}, "y",
             lambda x, dy, fs=fs, s=s, d=d, p=pad: depthwise_df(x, dy, fs, s, d, p), dt)
 
+# ---- forward convolutions large enough for the fast paths ----
+# conv2d: im2col in several blocks, Winograd F(2x2, 3x3) (3x3, stride 1, 8+
+# channels; odd and even output sizes, several tile blocks), 1x1 with and
+# without stride; depthwise_conv2d: interior tiles of 4 pixels, channel
+# blocks with a masked tail, a border, dilation, and more than 64 taps
+# (looped rather than unrolled).  Forward only: the gradient ops keep the
+# per-tap form the cases above cover.
+FAST_CONV = [
+    ((1, 60, 60, 3), (3, 3, 3, 10), (1, 1), (1, 1), "SAME"),
+    ((1, 33, 35, 3), (5, 5, 3, 24), (2, 2), (1, 1), "SAME"),
+    ((1, 13, 11, 16), (3, 3, 16, 12), (1, 1), (1, 1), "SAME"),
+    ((3, 7, 6, 9), (3, 3, 9, 33), (1, 1), (1, 1), "VALID"),
+    ((1, 40, 37, 64), (3, 3, 64, 64), (1, 1), (1, 1), "SAME"),
+    ((2, 9, 10, 16), (1, 1, 16, 30), (1, 1), (1, 1), "VALID"),
+    ((1, 9, 10, 16), (1, 1, 16, 7), (2, 2), (1, 1), "SAME"),
+]
+FAST_DEPTHWISE = [
+    ((1, 17, 19, 20), (3, 3, 20, 1), (1, 1), (1, 1), "SAME"),
+    ((2, 17, 19, 19), (5, 5, 19, 1), (2, 2), (1, 1), "SAME"),
+    ((1, 16, 15, 9), (3, 3, 9, 1), (1, 1), (2, 2), "SAME"),
+    ((1, 20, 21, 33), (9, 9, 33, 1), (1, 2), (1, 1), "VALID"),
+]
+for op, table, ref in (("conv2d", FAST_CONV, conv2d), ("depthwise_conv2d", FAST_DEPTHWISE, depthwise)):
+    for i, (xs, fs, s, d, pad) in enumerate(table):
+        for dt in FLOATS:
+            add("%s_fast_%d_%s" % (op, i, dt), """
+                x = placeholder() : %s[%s]
+                f = placeholder() : %s[%s]
+                y = %s(x, f) {%s}
+            """ % (dt, shp(xs), dt, shp(fs), op, attrs(s, d, pad)), {"x": rand(dt, xs), "f": rand(dt, fs)}, "y",
+                lambda x, f, s=s, d=d, p=pad, ref=ref: ref(x, f, s, d, p), dt)
+
 # ---- pooling and its gradient ops ----
 POOL = [
     ((2, 6, 8, 3), (2, 2), (2, 2), "VALID"),

@@ -150,7 +150,8 @@ test: $(B)/kiln $(B)/libkilnrt.a $(CROSS_RT) $(B)/tests/unit $(DIGITS)/.stamp on
 	KILN=$(B)/kiln PYTHON=$(PYTHON) KILN_BUILD=$(B) KILN_LDFLAGS="$(SAN)" $(B)/tests/unit --jobs 2
 
 test-sanitize:
-	$(MAKE) B=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT=-O1 test
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
+	  $(MAKE) B=build/asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT=-O1 test
 	$(MAKE) B=build/tsan SAN="-fsanitize=thread" OPT=-O1 test-threads
 
 # The queue and coordinator tests under ThreadSanitizer, through a tiny

@@ -6,7 +6,13 @@
 #include <stdint.h>
 #include <string.h>
 
-const kg_type *kb_type(kc_grad_ctx *g, kg_ref r) { return kg_ref_type(g->m, r); }
+const kg_type *kb_type(kc_grad_ctx *g, kg_ref r) {
+  /* a failed builder returns KG_NOREF, and a caller may ask its type before
+   * it checks g->failed: an empty type, not a read outside the node array */
+  static const kg_type none = {0};
+  const kg_type *t = r.node >= 0 && r.node < g->m->n_nodes ? kg_ref_type(g->m, r) : NULL;
+  return t ? t : &none;
+}
 
 /* Adds op(in) {attrs}, with result type t declared when t is not NULL (for
  * ops that need one), and verifies it. */

@@ -43,7 +43,12 @@ static const char *jstr(jctx *j, const cJSON *v) {
 }
 
 static int64_t jint(jctx *j, const cJSON *v) {
-  if (cJSON_IsNumber(v)) return (int64_t)v->valuedouble;
+  if (cJSON_IsNumber(v)) {
+    double d = v->valuedouble; /* out of int64's range the conversion is undefined: refuse it */
+    if (d >= -9.2e18 && d <= 9.2e18) return (int64_t)d;
+    jfail(j, "integer out of range");
+    return 0;
+  }
   if (cJSON_IsString(v)) {
     char *end;
     long long x = strtoll(v->valuestring, &end, 10);
@@ -68,7 +73,7 @@ static double jfloat(jctx *j, const cJSON *v) {
 }
 
 static int jdtype(jctx *j, const cJSON *v) {
-  if (cJSON_IsNumber(v)) return (int)v->valuedouble;
+  if (cJSON_IsNumber(v)) return v->valuedouble >= 0 && v->valuedouble < 1000 ? (int)v->valuedouble : 0; /* 0: invalid */
   if (cJSON_IsString(v)) {
     int t = gd_dtype_parse(v->valuestring);
     if (t >= 0) return t;

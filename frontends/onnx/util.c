@@ -54,7 +54,13 @@ const float *ox_attr_floats(const ox_node *n, const char *name, int *count) {
 
 bool ox_has(const ox_node *n, int i) { return i < n->n_in && n->in[i].node >= 0; }
 
-const kg_type *ox_type(ox_ctx *c, kg_ref r) { return kg_ref_type(c->m, r); }
+const kg_type *ox_type(ox_ctx *c, kg_ref r) {
+  /* after a builder failed a converter may still ask for its (missing)
+   * result's type before it checks c->g.failed: an empty type, not a crash */
+  static const kg_type none = {0};
+  const kg_type *t = r.node >= 0 && r.node < c->m->n_nodes ? kg_ref_type(c->m, r) : NULL;
+  return t ? t : &none;
+}
 
 const kg_tensor *ox_const(ox_ctx *c, kg_ref r) {
   if (r.node < 0) return NULL;

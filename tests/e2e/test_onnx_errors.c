@@ -65,6 +65,10 @@ Test(onnx_errors, external_missing) { expect_error("external_missing.onnx", "can
 Test(onnx_errors, external_short) { expect_error("external_short.onnx", "is 10 bytes, but the tensor needs", NULL, NULL); }
 Test(onnx_errors, runtime_shape) { expect_error("runtime_shape.onnx", "must be known at compile time", NULL, NULL); }
 Test(onnx_errors, shape_mismatch) { expect_error("mismatch.onnx", "do not broadcast", NULL, NULL); }
+Test(onnx_errors, shape_mismatch_in_variadic) {
+  expect_error("mean_mismatch.onnx", "do not broadcast", NULL, NULL);
+  expect_error("mean_mismatch.onnx", "while converting node 'y' (Mean)", NULL, NULL);
+}
 Test(onnx_errors, input_shape_wrong_rank) {
   expect_error("dynamic.onnx", "--input-shape x gives rank 3, but the model's input has rank 2", "--input-shape", "x=1,2,3");
 }

@@ -66,6 +66,10 @@ def main(out):
     # shapes that do not broadcast
     bad = model([helper.make_node("Add", ["x", "z"], ["y"])], [x, vi("z", TensorProto.FLOAT, [4])], [y])
     onnx.save(bad, f"{out}/mismatch.onnx")
+    # the same inside a variadic op, whose later steps see the failed first one
+    # (found by fuzzing: it read outside the node array)
+    mean = model([helper.make_node("Mean", ["x", "z", "x"], ["y"])], [x, vi("z", TensorProto.FLOAT, [4])], [y])
+    onnx.save(mean, f"{out}/mean_mismatch.onnx")
 
 
 if __name__ == "__main__":

@@ -193,7 +193,7 @@ void kl_check(kl_ctx *L, LLVMValueRef status) {
   LLVMPositionBuilderAtEnd(L->B, ok);
 }
 
-static LLVMValueRef global_string(kl_ctx *L, const char *s, const char *name) {
+LLVMValueRef kl_const_string(kl_ctx *L, const char *s, const char *name) {
   LLVMValueRef str = LLVMConstStringInContext(L->C, s, (unsigned)strlen(s), 0);
   LLVMValueRef g = LLVMAddGlobal(L->M, LLVMTypeOf(str), name);
   LLVMSetInitializer(g, str);
@@ -211,7 +211,7 @@ void kl_fail_if(kl_ctx *L, LLVMValueRef cond, int node, const char *message) {
   char text[600];
   snprintf(text, sizeof text, "node '%s' (%s): %s", L->m->nodes[node].name, kc_ops[L->m->nodes[node].op].name,
            message);
-  LLVMValueRef args[] = {L->inst, kl_i32(L, 3), global_string(L, "%s", "fmt"), global_string(L, text, "msg")};
+  LLVMValueRef args[] = {L->inst, kl_i32(L, 3), kl_const_string(L, "%s", "fmt"), kl_const_string(L, text, "msg")};
   LLVMTypeRef params[] = {L->t_ptr, L->t_i32, L->t_ptr};
   LLVMTypeRef fty = LLVMFunctionType(L->t_i32, params, 3, 1);
   LLVMValueRef fn = LLVMGetNamedFunction(L->M, "kiln_fail");
@@ -234,16 +234,22 @@ LLVMValueRef kl_const_data(kl_ctx *L, const void *bytes, int64_t n, const char *
   return g;
 }
 
-LLVMValueRef kl_const_i64s(kl_ctx *L, const int64_t *v, int n, const char *name) {
-  LLVMValueRef vals[KILN_MAX_RANK * 4 + 1];
-  LLVMValueRef *vv = n <= (int)(sizeof vals / sizeof *vals) ? vals : malloc(sizeof(LLVMValueRef) * (size_t)n);
-  for (int i = 0; i < n; i++) vv[i] = kl_i64(L, v[i]);
-  LLVMValueRef arr = LLVMConstArray2(L->t_i64, vv, (uint64_t)n);
-  if (vv != vals) free(vv);
+LLVMValueRef kl_const_array(kl_ctx *L, LLVMTypeRef elem, LLVMValueRef *v, int n, const char *name) {
+  if (!n) return LLVMConstNull(L->t_ptr);
+  LLVMValueRef arr = LLVMConstArray2(elem, v, (uint64_t)n);
   LLVMValueRef g = LLVMAddGlobal(L->M, LLVMTypeOf(arr), name);
   LLVMSetInitializer(g, arr);
   LLVMSetGlobalConstant(g, 1);
   LLVMSetLinkage(g, LLVMPrivateLinkage);
+  return g;
+}
+
+LLVMValueRef kl_const_i64s(kl_ctx *L, const int64_t *v, int n, const char *name) {
+  LLVMValueRef vals[KILN_MAX_RANK * 4 + 1];
+  LLVMValueRef *vv = n <= (int)(sizeof vals / sizeof *vals) ? vals : malloc(sizeof(LLVMValueRef) * (size_t)n);
+  for (int i = 0; i < n; i++) vv[i] = kl_i64(L, v[i]);
+  LLVMValueRef g = kl_const_array(L, L->t_i64, vv, n, name);
+  if (vv != vals) free(vv);
   return g;
 }
 

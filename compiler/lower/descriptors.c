@@ -7,26 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static LLVMValueRef cstr(kl_ctx *L, const char *s) {
-  LLVMValueRef str = LLVMConstStringInContext(L->C, s, (unsigned)strlen(s), 0);
-  LLVMValueRef g = LLVMAddGlobal(L->M, LLVMTypeOf(str), "str");
-  LLVMSetInitializer(g, str);
-  LLVMSetGlobalConstant(g, 1);
-  LLVMSetLinkage(g, LLVMPrivateLinkage);
-  LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
-  return g;
-}
-
-static LLVMValueRef global_array(kl_ctx *L, LLVMTypeRef elem, LLVMValueRef *v, int n, const char *name) {
-  if (!n) return LLVMConstNull(L->t_ptr);
-  LLVMValueRef arr = LLVMConstArray2(elem, v, (uint64_t)n);
-  LLVMValueRef g = LLVMAddGlobal(L->M, LLVMTypeOf(arr), name);
-  LLVMSetInitializer(g, arr);
-  LLVMSetGlobalConstant(g, 1);
-  LLVMSetLinkage(g, LLVMPrivateLinkage);
-  return g;
-}
-
 static LLVMTypeRef tensor_desc_type(kl_ctx *L) {
   LLVMTypeRef f[] = {L->t_ptr, L->t_i32, L->t_i32, L->t_ptr, L->t_i64, L->t_i64};
   return LLVMStructTypeInContext(L->C, f, 6, 0);
@@ -34,7 +14,7 @@ static LLVMTypeRef tensor_desc_type(kl_ctx *L) {
 
 static LLVMValueRef tensor_desc(kl_ctx *L, const char *name, const kg_type *t, int64_t offset) {
   LLVMValueRef dims = t->shape.rank ? kl_const_i64s(L, t->shape.dim, t->shape.rank, "dims") : LLVMConstNull(L->t_ptr);
-  LLVMValueRef f[] = {cstr(L, name), kl_i32(L, t->dtype), kl_i32(L, t->shape.rank), dims, kl_i64(L, offset),
+  LLVMValueRef f[] = {kl_const_string(L, name, "str"), kl_i32(L, t->dtype), kl_i32(L, t->shape.rank), dims, kl_i64(L, offset),
                       kl_i64(L, kg_type_bytes(t))};
   return LLVMConstNamedStruct(tensor_desc_type(L), f, 6);
 }
@@ -53,12 +33,12 @@ static LLVMValueRef entry_desc(kl_ctx *L, int ei, LLVMValueRef fn, LLVMTypeRef e
     const char *name = kc_fetch_name(L->m, e, i);
     out[n_out++] = tensor_desc(L, name, t, ep->out_offset[i]);
   }
-  LLVMValueRef f[] = {cstr(L, e->name),
+  LLVMValueRef f[] = {kl_const_string(L, e->name, "str"),
                       fn,
                       kl_i32(L, e->n_feeds),
                       kl_i32(L, n_out),
-                      global_array(L, tensor_desc_type(L), in, e->n_feeds, "in"),
-                      global_array(L, tensor_desc_type(L), out, n_out, "out"),
+                      kl_const_array(L, tensor_desc_type(L), in, e->n_feeds, "in"),
+                      kl_const_array(L, tensor_desc_type(L), out, n_out, "out"),
                       kl_i64(L, ep->in_size),
                       kl_i64(L, ep->out_size)};
   free(in);
@@ -91,8 +71,8 @@ LLVMValueRef kl_emit_descriptor(kl_ctx *L, const char *sym, LLVMValueRef *entry_
       LLVMValueRef *comp = calloc((size_t)n->n_comp + 1, sizeof(LLVMValueRef));
       for (int i = 0; i < n->n_comp; i++) comp[i] = tensor_desc(L, n->name, &n->comp[i], 0);
       bool shuffle = !strcmp(kg_attr_str(n, "kind", "fifo"), "random_shuffle");
-      LLVMValueRef f[] = {cstr(L, n->name), kl_i64(L, kg_attr_int(n, "capacity", 1)), kl_i32(L, n->n_comp),
-                          kl_i32(L, shuffle ? 1 : 0), global_array(L, tdt, comp, n->n_comp, "comp"),
+      LLVMValueRef f[] = {kl_const_string(L, n->name, "str"), kl_i64(L, kg_attr_int(n, "capacity", 1)), kl_i32(L, n->n_comp),
+                          kl_i32(L, shuffle ? 1 : 0), kl_const_array(L, tdt, comp, n->n_comp, "comp"),
                           kl_i64(L, kg_attr_int(n, "min_after_dequeue", 0)),
                           kl_i64(L, shuffle ? (int64_t)kc_node_seed(n) : 0)};
       queues[L->plan->queue_id[v]] = LLVMConstNamedStruct(qty, f, 7);
@@ -102,16 +82,16 @@ LLVMValueRef kl_emit_descriptor(kl_ctx *L, const char *sym, LLVMValueRef *entry_
   }
   LLVMValueRef *entries = calloc((size_t)m->n_entries + 1, sizeof(LLVMValueRef));
   for (int i = 0; i < m->n_entries; i++) entries[i] = entry_desc(L, i, entry_fns[i], ety);
-  LLVMValueRef f[] = {cstr(L, m->name),
+  LLVMValueRef f[] = {kl_const_string(L, m->name, "str"),
                       kl_i64(L, L->plan->vars_size),
                       kl_i64(L, L->plan->arena_size),
                       kl_i32(L, nv),
                       kl_i32(L, nq),
                       kl_i32(L, m->n_entries),
                       kl_i32(L, L->plan->n_random),
-                      global_array(L, tdt, vars, nv, "vars"),
-                      global_array(L, qty, queues, nq, "queues"),
-                      global_array(L, ety, entries, m->n_entries, "entries"),
+                      kl_const_array(L, tdt, vars, nv, "vars"),
+                      kl_const_array(L, qty, queues, nq, "queues"),
+                      kl_const_array(L, ety, entries, m->n_entries, "entries"),
                       init,
                       program ? program : LLVMConstNull(L->t_ptr),
                       L->target->weights ? kl_emit_weights_desc(L, L->target->weights, sym) : LLVMConstNull(L->t_ptr),

@@ -29,26 +29,6 @@ typedef struct kl_gpu_host {
   bool emulate;    /* KILN_GPU_EMULATE: the CPU path runs the kernels' bodies in a loop */
 } kl_gpu_host;
 
-static LLVMValueRef cstr(kl_ctx *L, const char *s) {
-  LLVMValueRef str = LLVMConstStringInContext(L->C, s, (unsigned)strlen(s), 0);
-  LLVMValueRef g = LLVMAddGlobal(L->M, LLVMTypeOf(str), "gpu_str");
-  LLVMSetInitializer(g, str);
-  LLVMSetGlobalConstant(g, 1);
-  LLVMSetLinkage(g, LLVMPrivateLinkage);
-  LLVMSetUnnamedAddress(g, LLVMGlobalUnnamedAddr);
-  return g;
-}
-
-static LLVMValueRef const_array(kl_ctx *L, LLVMTypeRef elem, LLVMValueRef *v, int n, const char *name) {
-  if (!n) return LLVMConstNull(L->t_ptr);
-  LLVMValueRef arr = LLVMConstArray2(elem, v, (uint64_t)n);
-  LLVMValueRef g = LLVMAddGlobal(L->M, LLVMTypeOf(arr), name);
-  LLVMSetInitializer(g, arr);
-  LLVMSetGlobalConstant(g, 1);
-  LLVMSetLinkage(g, LLVMPrivateLinkage);
-  return g;
-}
-
 static bool gpu_work(const kg_module *m) {
   for (int v = 0; v < m->n_nodes; v++) {
     const kg_node *n = &m->nodes[v];
@@ -150,7 +130,7 @@ static bool lower_copy(kl_ctx *L, int v) {
   LLVMValueRef src = LLVMConstNamedStruct(G->t_arg, zero, 3), dst = src;
   if (sd >= 0 && !dev_arg(L, v, n->in[0], &src)) return false;
   if (dd >= 0 && !dev_arg(L, v, (kg_ref){v, 0}, &dst)) return false;
-  LLVMValueRef f[] = {cstr(L, n->name), kl_i32(L, sd), kl_i32(L, dd), src, dst,
+  LLVMValueRef f[] = {kl_const_string(L, n->name, "gpu_str"), kl_i32(L, sd), kl_i32(L, dd), src, dst,
                       kl_i64(L, kg_type_bytes(&n->out[0]))};
   int id = push(&G->copies, &G->n_copies, &G->cap_copies, LLVMConstNamedStruct(G->t_copy, f, 6));
   if (id < 0) return kc_error(L->diag, n->loc, "out of memory");
@@ -232,11 +212,11 @@ static bool lower_kernel(kl_ctx *L, int v) {
     LLVMSetGlobalConstant(gemm, 1);
     LLVMSetLinkage(gemm, LLVMPrivateLinkage);
   }
-  LLVMValueRef f[] = {cstr(L, n->name),
-                      cstr(L, kc_gpu_kernel_symbol(L->m, v)),
+  LLVMValueRef f[] = {kl_const_string(L, n->name, "gpu_str"),
+                      kl_const_string(L, kc_gpu_kernel_symbol(L->m, v), "gpu_str"),
                       kl_i32(L, kc_node_gpu(n)),
                       kl_i32(L, na),
-                      const_array(L, G->t_arg, args, na, "gpu_args"),
+                      kl_const_array(L, G->t_arg, args, na, "gpu_args"),
                       kl_i64(L, threads),
                       kl_i32(L, block),
                       kl_i32(L, grid),
@@ -283,7 +263,7 @@ LLVMValueRef kl_gpu_descriptor(kl_ctx *L) {
   for (int v = 0; vars && v < m->n_nodes; v++) {
     const kg_node *n = &m->nodes[v];
     if (n->dead || n->op != KC_OP_VARIABLE || kc_node_gpu(n) < 0) continue;
-    LLVMValueRef f[] = {cstr(L, n->name), kl_i32(L, kc_node_gpu(n)), kl_i32(L, 0), kl_i64(L, L->plan->var_offset[v]),
+    LLVMValueRef f[] = {kl_const_string(L, n->name, "gpu_str"), kl_i32(L, kc_node_gpu(n)), kl_i32(L, 0), kl_i64(L, L->plan->var_offset[v]),
                         kl_i64(L, kg_type_bytes(&n->out[0]))};
     vars[nv++] = LLVMConstNamedStruct(G->t_var, f, 5);
   }
@@ -293,16 +273,16 @@ LLVMValueRef kl_gpu_descriptor(kl_ctx *L) {
   LLVMSetGlobalConstant(pg, 1);
   LLVMSetLinkage(pg, LLVMPrivateLinkage);
   LLVMValueRef f[] = {pg,
-                      cstr(L, L->target->gpu_arch ? L->target->gpu_arch : "sm_80"),
+                      kl_const_string(L, L->target->gpu_arch ? L->target->gpu_arch : "sm_80", "gpu_str"),
                       kl_i32(L, L->target->soft_placement),
                       kl_i32(L, G->n_devices > 0 ? G->n_devices : 1),
                       kl_i32(L, G->n_kernels),
                       kl_i32(L, G->n_copies),
                       kl_i32(L, nv),
                       kl_i32(L, 0),
-                      const_array(L, G->t_kernel, G->kernels, G->n_kernels, "gpu_kernels"),
-                      const_array(L, G->t_copy, G->copies, G->n_copies, "gpu_copies"),
-                      const_array(L, G->t_var, vars, nv, "gpu_vars")};
+                      kl_const_array(L, G->t_kernel, G->kernels, G->n_kernels, "gpu_kernels"),
+                      kl_const_array(L, G->t_copy, G->copies, G->n_copies, "gpu_copies"),
+                      kl_const_array(L, G->t_var, vars, nv, "gpu_vars")};
   free(vars);
   LLVMValueRef desc = LLVMAddGlobal(L->M, G->t_desc, "kiln_gpu_desc");
   LLVMSetInitializer(desc, LLVMConstNamedStruct(G->t_desc, f, 11));

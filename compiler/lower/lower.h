@@ -118,6 +118,11 @@ void kl_check(kl_ctx *L, LLVMValueRef status);
 void kl_fail_if(kl_ctx *L, LLVMValueRef cond, int node, const char *message);
 /* A private constant global holding `bytes`; returns its address. */
 LLVMValueRef kl_const_data(kl_ctx *L, const void *bytes, int64_t n, const char *name);
+/* A private constant NUL-terminated string; returns its address. */
+LLVMValueRef kl_const_string(kl_ctx *L, const char *s, const char *name);
+/* A private constant array of n elements of type elem (a null pointer when
+ * n is 0); returns its address. */
+LLVMValueRef kl_const_array(kl_ctx *L, LLVMTypeRef elem, LLVMValueRef *v, int n, const char *name);
 /* A private constant array of int64 (dims tables for runtime calls). */
 LLVMValueRef kl_const_i64s(kl_ctx *L, const int64_t *v, int n, const char *name);
 /* Pointer to this random op's counter slot in the instance. */

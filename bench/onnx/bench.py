@@ -28,6 +28,14 @@ C++ Run plus the N-API marshalling of feeds and fetches) and the public
 `await session.run()` ("ORT async"); ORT's number is the lower of the two
 medians.
 
+The MLPs and the CNN also get a bound: the machine's single-core f32
+multiply-add peak (bench/onnx/peak.c, measured in every round, the best
+kept) gives the least time any program needs for a model's FLOPs; how fast
+one core reads a buffer the size of an MLP's weights over and over
+(peak.c --read) gives the least time to read them once per run.  The longer
+of the two over ORT's time is the lowest kiln/ORT ratio possible at 1
+thread.
+
 Each side is measured in --rounds rounds, taken in turn (kiln, kiln-ct,
 kiln-gen, ORT, then again), so that a change of the machine's load touches
 all alike; a side's number is the lowest of its round medians.
@@ -157,6 +165,23 @@ def coretype_for_cpu():
     return None
 
 
+def weight_bytes(m):
+    """The bytes of f32 weights and biases one run of an MLP reads (0: not known)."""
+    return sum(4 * (n * k + n) for _, n, k in m["gemms"])
+
+
+def bound_of(r, m, ort, pk, gbps):
+    """The lowest kiln/ORT ratio any program can reach at 1 thread: the time
+    the model's FLOPs take at the multiply-add peak, or its weights at the
+    measured read bandwidth, whichever is longer, over ORT's time."""
+    t = 0.0
+    if pk and r.get("flops"):
+        t = max(t, r["flops"] / (pk * 1e9))
+    if gbps and weight_bytes(m):
+        t = max(t, weight_bytes(m) / (gbps * 1e9))
+    return t / (ort * 1e-3) if t and ort else None
+
+
 def median(xs):
     s = sorted(xs)
     n = len(s)
@@ -214,6 +239,16 @@ def main():
 
     sgemm = os.path.join(work, "sgemm")
     onnxref.run([cc, "-std=gnu17", "-O2", "-o", sgemm, os.path.join("bench", "onnx", "sgemm.c"), "-lopenblas"])
+    peak = os.path.join(work, "peak")
+    onnxref.run([cc, "-std=gnu17", "-O2", "-march=native", "-o", peak, os.path.join("bench", "onnx", "peak.c")])
+    peak_gflops, read_gbps = [], {}
+
+    def measure_peak(m):
+        peak_gflops.append(json.loads(onnxref.run([peak]).strip().splitlines()[-1])["gflops"])
+        wb = weight_bytes(m)
+        if wb:
+            out = onnxref.run([peak, "--read", str(wb)]).strip().splitlines()[-1]
+            read_gbps.setdefault(m["name"], []).append(json.loads(out)["gbps"])
 
     def env(t, ct=None):
         e = env_threads(t)
@@ -274,6 +309,8 @@ def main():
             # number is the lowest of its round medians.
             samples = {}
             for _ in range(a.rounds):
+                if t == 1 and m is not models.FLOOR:
+                    measure_peak(m)
                 for variant, exe in exes.items():
                     samples.setdefault(variant, []).append(kiln_ms(exe, m, t, per_round, warmup))
                     if variant == "kiln" and coretype:
@@ -329,6 +366,15 @@ def main():
         "ORT: intraOpNumThreads = thr, sequential, graphOptimizationLevel 'all'; the lower of the binding's "
         "synchronous run and `await session.run()` (ORT async: the latter alone).  Ratios: kiln / ORT.",
     ]
+    pk = max(peak_gflops) if peak_gflops else None
+    meta["peak_gflops"] = pk
+    meta["read_gbps"] = {n: max(v) for n, v in read_gbps.items()}
+    if pk:
+        lines.append(f"Single-core f32 multiply-add peak (bench/onnx/peak.c, -march=native): {pk:.1f} GFLOP/s; "
+                     "one core reads an MLP's weights, run after run, at " +
+                     ", ".join(f"{n} {max(v):.1f}" for n, v in read_gbps.items()) + " GB/s (peak.c --read).")
+        lines.append("bound: the lowest kiln/ORT any program can reach at 1 thread: the model's FLOPs at that peak, "
+                     "or its weights at that bandwidth, whichever takes longer, over ORT's time.")
     if floor:
         lines.append(f"Per-run floor (one Relu on f32[1,10]): kiln {fmt_ms(floor.get('kiln'))}, "
                      f"ORT {fmt_ms(floor.get('ort'))}, ORT async {fmt_ms(floor.get('ort_async'))}")
@@ -336,7 +382,7 @@ def main():
     cols = ["kiln"] + (["kiln-ct"] if coretype else []) + ["kiln-gen"]
     rlabel = {"kiln": "kiln/ORT", "kiln-ct": "ct/ORT", "kiln-gen": "gen/ORT"}
     hdr = (f"{'model':<12} {'thr':>3} " + " ".join(f"{c:>9}" for c in cols) + f" {'ORT':>9} {'ORT async':>9} " +
-           " ".join(f"{rlabel[c]:>8}" for c in cols) + f" {'target':>7}  {'agree':<9} at 1 thread")
+           " ".join(f"{rlabel[c]:>8}" for c in cols) + f" {'target':>7} {'bound':>6}  {'agree':<9} at 1 thread")
     lines.append(hdr)
     lines.append("-" * len(hdr))
     for r in results:
@@ -345,16 +391,22 @@ def main():
         ort = r.get("ort")
         target = TARGETS[name]
         verdict = ""
+        gbps = max(read_gbps[name]) if read_gbps.get(name) else None
+        bound = bound_of(r, models.BY_NAME[name], ort, pk, gbps) if t == 1 else None
+        r["bound"] = bound
         if t == 1 and ort:
             verdict = ", ".join(f"{rlabel[c].split('/')[0]} {'ok' if r[c] / ort <= target else 'MISS'}"
                                 for c in cols if r.get(c) is not None)
+            if bound and bound > target:
+                verdict += " (target below bound)"
         ag = mm["agree"]
         agree = ("ok" if ag and all(x["ok"] for x in ag.values()) else
                  "DISAGREE" if ag else "-") if t == threads[0] else ""
         lines.append(f"{name:<12} {t:>3} " + " ".join(f"{fmt_ms(r.get(c)):>9}" for c in cols) +
                      f" {fmt_ms(ort):>9} {fmt_ms(r.get('ort_async')):>9} " +
                      " ".join(f"{fmt_ratio(r.get(c), ort):>8}" for c in cols) +
-                     f" {('<=' + str(target)) if t == 1 else '':>7}  {agree:<9} {verdict}")
+                     f" {('<=' + str(target)) if t == 1 else '':>7} {f'{bound:.2f}' if bound else '':>6}"
+                     f"  {agree:<9} {verdict}")
     errs = [(n, v, e) for n, mm in models_meta.items() for v, e in mm["errors"].items()]
     if errs:
         lines.append("")

@@ -37,6 +37,15 @@ LLVMValueRef kl_ref_ptr(kl_ctx *L, kg_ref r) {
   }
 }
 
+const void *kl_ref_literal(kl_ctx *L, kg_ref r) {
+  for (;;) {
+    const kg_node *n = &L->m->nodes[r.node];
+    if (n->op == KC_OP_CONST) return kg_node_attr(n, "value")->tensor.data;
+    if (!(kc_ops[n->op].flags & KC_OP_ALIAS)) return NULL;
+    r = n->in[0];
+  }
+}
+
 LLVMValueRef kl_in(kl_ctx *L, int node, int k) {
   if (L->kernel_args) return L->kernel_args[k];
   return kl_ref_ptr(L, L->m->nodes[node].in[k]);

@@ -16,10 +16,15 @@ typedef struct kl_gemm {
   int64_t M, N, K;       /* all > 0 */
   int64_t lda, ldb, ldc; /* row strides in elements of A, B, C as stored; 0: dense */
   bool accumulate;       /* C += op(A) op(B) (beta 1) instead of C = op(A) op(B) */
+  bool b_packed;         /* B is op(B) packed at compile time (kl_gemm_constant_b; tb, ldb describe the original) */
 } kl_gemm;
 
 /* True when kl_emit_gemm handles dtype dt (f32 and f64). */
 bool kl_gemm_supports(kiln_dtype dt);
+/* B for kl_emit_gemm of g when operand b is B: where b is a literal that
+ * g's product would pack on every run, a copy packed at compile time (and
+ * g->b_packed set); otherwise B itself.  name: the node, for the symbol. */
+LLVMValueRef kl_gemm_constant_b(kl_ctx *L, kl_gemm *g, kg_ref b, LLVMValueRef B, const char *name);
 /* Emits, at the builder's position, a call computing g's product on the
  * arrays at A, B and C (no overlap of C with A or B); false on an error. */
 bool kl_emit_gemm(kl_ctx *L, const kl_gemm *g, LLVMValueRef A, LLVMValueRef B, LLVMValueRef C);

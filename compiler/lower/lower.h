@@ -116,6 +116,10 @@ void kl_check(kl_ctx *L, LLVMValueRef status);
 /* Fails the run with a fixed message naming the node (for run-time checks
  * such as out-of-range gather indices): branches to exit when cond is true. */
 void kl_fail_if(kl_ctx *L, LLVMValueRef cond, int node, const char *message);
+/* The literal behind r when r is a const node's value, seen through
+ * aliasing ops (reshape, ...), else NULL: lowerings may transform it at
+ * compile time (the generated GEMM packs a constant B). */
+const void *kl_ref_literal(kl_ctx *L, kg_ref r);
 /* A private constant global holding `bytes`; returns its address. */
 LLVMValueRef kl_const_data(kl_ctx *L, const void *bytes, int64_t n, const char *name);
 /* A private constant NUL-terminated string; returns its address. */

@@ -216,6 +216,7 @@ bool kl_lower_matmul(kl_ctx *L, int node) {
   LLVMValueRef Cb = kl_gep(L, dt, C, LLVMBuildNSWMul(L->B, bi, kl_i64(L, g.M * g.N), ""));
   if (generated) {
     kl_gemm gg = {.dt = dt, .ta = g.ta, .tb = g.tb, .M = g.M, .N = g.N, .K = g.K};
+    if (kg_shape_numel(&g.bbatch) == 1) Bb = kl_gemm_constant_b(L, &gg, n->in[1], Bb, n->name);
     if (!kl_emit_gemm(L, &gg, Ab, Bb, Cb))
       return false;
   } else if (blas) {

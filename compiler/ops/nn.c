@@ -414,9 +414,19 @@ enum {
  * (blazeface's convolutions, one thread; OpenBLAS also pays a call and its
  * packing per product). */
 static bool gemm_static(kl_ctx *L, kiln_dtype dt, int64_t M, int64_t N, int64_t K, LLVMValueRef A, int64_t lda,
-                        LLVMValueRef B, LLVMValueRef C) {
-  kl_gemm gg = {.dt = dt, .M = M, .N = N, .K = K, .lda = lda};
+                        LLVMValueRef B, LLVMValueRef C, bool b_packed) {
+  kl_gemm gg = {.dt = dt, .M = M, .N = N, .K = K, .lda = lda, .b_packed = b_packed};
   return kl_emit_gemm(L, &gg, A, B, C);
+}
+
+/* The filter of conv node `node` as the B of an M-row GEMM: packed at
+ * compile time where it is a constant the GEMM would pack (*packed set). */
+static LLVMValueRef filter_b(kl_ctx *L, int node, const win_geom *g, kiln_dtype dt, int64_t M, LLVMValueRef f,
+                             bool *packed) {
+  kl_gemm gg = {.dt = dt, .M = M, .N = g->M, .K = g->KH * g->KW * g->C};
+  f = kl_gemm_constant_b(L, &gg, L->m->nodes[node].in[1], f, L->m->nodes[node].name);
+  *packed = gg.b_packed;
+  return f;
 }
 
 /* The name of the kernel that computes `what` for one geometry and dtype. */
@@ -449,6 +459,7 @@ typedef struct im2col {
   const win_geom *g;
   kiln_dtype dt;
   LLVMValueRef x, f, y, buf;
+  bool f_packed; /* f packed at compile time (kl_gemm_constant_b) */
 } im2col;
 
 /* Branches on cond: returns the block to continue in after both arms; the
@@ -519,7 +530,7 @@ static bool im2col_block(kl_ctx *L, const im2col *b, LLVMValueRef q0, int64_t cn
   }
   kl_for_end(L, &lh);
   kl_for_end(L, &lp);
-  return gemm_static(L, dt, cnt, g->M, KK, b->buf, KK, b->f, kl_gep(L, dt, b->y, madd(L, q0, g->M, NULL)));
+  return gemm_static(L, dt, cnt, g->M, KK, b->buf, KK, b->f, kl_gep(L, dt, b->y, madd(L, q0, g->M, NULL)), b->f_packed);
 }
 
 /* ---- conv2d forward, 3x3 with stride 1: Winograd F(2x2, 3x3) ----
@@ -700,7 +711,7 @@ static bool wino_block(kl_ctx *L, const wino *w, LLVMValueRef t0, int64_t cnt) {
     LLVMValueRef V = kl_gep(L, w->dt, w->V, kl_i64(L, e * w->TB * g->C));
     LLVMValueRef U = kl_gep(L, w->dt, w->U, kl_i64(L, e * g->C * g->M));
     LLVMValueRef Mb = kl_gep(L, w->dt, w->Mb, kl_i64(L, e * w->TB * g->M));
-    if (!gemm_static(L, w->dt, cnt, g->M, g->C, V, g->C, U, Mb)) return false;
+    if (!gemm_static(L, w->dt, cnt, g->M, g->C, V, g->C, U, Mb, false)) return false;
   }
   wino_output(L, w, t0, cnt);
   return true;
@@ -732,13 +743,18 @@ static bool conv2d_gemm(kl_ctx *L, int node, const win_geom *g, kiln_dtype dt, b
   int64_t total = g->N * g->OH * g->OW, KK = g->KH * g->KW * g->C, es = (int64_t)kg_dtype_size(dt);
   LLVMValueRef x = kl_in(L, node, 0), f = kl_in(L, node, 1), y = kl_out(L, node, 0);
   *done = true;
-  if (pointwise(g)) return gemm_static(L, dt, total, g->M, g->C, x, g->C, f, y);
+  bool packed = false;
+  if (pointwise(g)) {
+    f = filter_b(L, node, g, dt, total, f, &packed);
+    return gemm_static(L, dt, total, g->M, g->C, x, g->C, f, y, packed);
+  }
   int64_t TB = wino_tiles(g, es), P = TB ? 0 : im2col_pixels(g, es);
   if (!TB && !P) return !(*done = false);
+  if (P) f = filter_b(L, node, g, dt, P, f, &packed);
   kl_vec v;
   kl_vec_init(L, dt, &v);
   char name[256];
-  kernel_name(name, sizeof name, TB ? "winograd_conv" : "im2col_conv", g, dt);
+  kernel_name(name, sizeof name, TB ? "winograd_conv" : packed ? "im2col_conv_packed" : "im2col_conv", g, dt);
   kl_kernel k;
   LLVMValueRef args[3] = {x, f, y};
   bool ok = true;
@@ -750,7 +766,7 @@ static bool conv2d_gemm(kl_ctx *L, int node, const win_geom *g, kiln_dtype dt, b
       /* the buffer lives in the kernel's frame, only during the convolution */
       LLVMValueRef buf = LLVMBuildArrayAlloca(L->B, kl_elem_type(L, dt), kl_i64(L, P * KK), "im2col");
       LLVMSetAlignment(buf, 64);
-      im2col b = {g, dt, kx, kf, ky, buf};
+      im2col b = {g, dt, kx, kf, ky, buf, packed};
       int64_t full = total / P, tail = total % P;
       if (full) {
         kl_loop lb = kl_for(L, kl_i64(L, full), "im2col_blk");

@@ -12,6 +12,12 @@
 # few rows, where B is read in place and A times B^T is done as dot
 # products (5x300x70, 3x17x260, 6x40x48, 20x33x96: k with and without a
 # vector remainder), and the batched and broadcast-batch forms.
+#
+# A constant B (weights) is packed at compile time where the product would
+# pack it at run time (more than 2 row panels, or B^T): gemm_constb_* cover
+# that layout's edges (a row-panel tail, K and N blocks with tails, the
+# last panel's vector tail), B^T, a reshaped constant, and products too
+# small to pack, against the same products with B fed.
 
 KILN_FLAGS = ["--blas=generated"]
 
@@ -47,6 +53,42 @@ def _mm_case(name, dt, sa, sb, ta, tb, k):
         ref=matmul_ref(ta, tb), rtol=rtol, atol=atol)
 
 
+# (M, N, K) with a constant B: 30 rows = 2 micro-panels + 6 (f32 MR = 12 on
+# AVX-512, 4 or 6 otherwise), K 300 > KC = 256, N 290 > NC (256 f32, 128
+# f64) with a tail not a whole vector; 4 rows (no packing unless B^T)
+CONSTB_SIZES = [(30, 290, 300), (4, 37, 45), (65, 33, 129)]
+
+
+def _literal(x):
+    """A kiln literal for an array of exact binary fractions."""
+    if x.ndim == 1:
+        return "[" + ", ".join("%g" % v for v in x) + "]"
+    return "[" + ", ".join(_literal(r) for r in x) + "]"
+
+
+def _constb_case(dt, m, n, k, tb, reshaped=False):
+    # quarters in [-2, 2]: every product and most sums exact
+    b = (rand("i32", (n, k) if tb else (k, n), -8, 8) / 4).astype("float32" if dt == "f32" else "float64")
+    a = rand(dt, (m, k), -2, 2)
+    rtol, atol = _tol(dt, k)
+    if reshaped:  # the literal reaches matmul through a reshape (an alias)
+        body = """
+        a = placeholder() : %s
+        w = const<%s>(%s)
+        b = reshape(w) {shape=[%d,%d]}
+        c = matmul(a, b)%s
+        """ % (kg_typestr(dt, a.shape), kg_typestr(dt, (b.size,)), _literal(b.reshape(-1)), b.shape[0], b.shape[1],
+               matmul_attrs(False, tb))
+    else:
+        body = """
+        a = placeholder() : %s
+        b = const<%s>(%s)
+        c = matmul(a, b)%s
+        """ % (kg_typestr(dt, a.shape), kg_typestr(dt, b.shape), _literal(b), matmul_attrs(False, tb))
+    return case("gemm_constb_%s_%dx%dx%d_%s%s" % (dt, m, n, k, "t" if tb else "n", "_reshaped" if reshaped else ""),
+                body, feeds={"a": a}, fetch="c", ref=lambda a, b=b: matmul_ref(False, tb)(a, b), rtol=rtol, atol=atol)
+
+
 def _cases():
     out = []
     for dt in ["f32", "f64"]:
@@ -61,6 +103,10 @@ def _cases():
                 sb = tuple(bb) + _stored((k, n), tb)
                 out.append(_mm_case("gemm_%s_batch%d_%s%s" % (dt, i, "t" if ta else "n", "t" if tb else "n"),
                                     dt, sa, sb, ta, tb, k))
+        for (m, n, k) in CONSTB_SIZES:
+            for tb in (False, True):
+                out.append(_constb_case(dt, m, n, k, tb))
+    out.append(_constb_case("f32", 40, 24, 18, False, reshaped=True))
     # one operand used twice, and a product of products
     out.append(case("gemm_chain_f32", """
         a = placeholder() : f32[30,30]

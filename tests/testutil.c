@@ -158,3 +158,68 @@ void tu_rmtree(const char *dir) {
   tu_result r = tu_run(argv, 30);
   tu_free(&r);
 }
+
+char *tu_write_npy_f32(const char *dir, const char *name, const float *v, int rank, const long *dims) {
+  char hdr[256], shape[160] = "";
+  long count = 1;
+  for (int d = 0, k = 0; d < rank; d++) {
+    k += snprintf(shape + k, sizeof shape - (size_t)k, "%ld%s", dims[d], rank == 1 || d + 1 < rank ? ", " : "");
+    count *= dims[d];
+  }
+  int len = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", shape);
+  while ((10 + len + 1) % 64) hdr[len++] = ' ';
+  hdr[len++] = '\n';
+  char *path = NULL;
+  if (asprintf(&path, "%s/%s", dir, name) < 0) return NULL;
+  FILE *f = fopen(path, "wb");
+  if (!f) {
+    free(path);
+    return NULL;
+  }
+  unsigned char hl[2] = {(unsigned char)(len & 0xff), (unsigned char)(len >> 8)};
+  fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+  fwrite(hl, 1, 2, f);
+  fwrite(hdr, 1, (size_t)len, f);
+  fwrite(v, sizeof(float), (size_t)count, f);
+  return fclose(f) == 0 ? path : (free(path), NULL);
+}
+
+float *tu_read_npy_f32(const char *path, long *count) {
+  size_t len;
+  char *s = tu_read_file(path, &len);
+  *count = 0;
+  if (!s || len < 10 || memcmp(s, "\x93NUMPY", 6) || !strstr(s + 10, "'<f4'")) {
+    free(s);
+    return NULL;
+  }
+  size_t hl = s[6] == 1 ? 10 + ((unsigned char)s[8] | (size_t)(unsigned char)s[9] << 8) : 0;
+  if (!hl || hl > len || (len - hl) % 4) {
+    free(s);
+    return NULL;
+  }
+  *count = (long)((len - hl) / 4);
+  float *v = malloc(len - hl + 4);
+  if (v) memcpy(v, s + hl, len - hl);
+  free(s);
+  return v;
+}
+
+char *tu_encode_graphdef(const char *dir, const char *name) {
+  char *cmd = NULL, *out = NULL;
+  if (asprintf(&out, "%s/%s.pb", dir, name) < 0) return NULL;
+  if (asprintf(&cmd, "protoc --encode=tensorflow.GraphDef -Iproto proto/graph.proto < tests/tf/graphs/%s.pbtxt > %s",
+               name, out) < 0) {
+    free(out);
+    return NULL;
+  }
+  char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+  tu_result r = tu_run(argv, 60);
+  if (r.status) {
+    fprintf(stderr, "protoc --encode %s failed:\n%s", name, r.err ? r.err : "");
+    free(out);
+    out = NULL;
+  }
+  tu_free(&r);
+  free(cmd);
+  return out;
+}

@@ -26,5 +26,12 @@ const char *tu_build_dir(void);
 /* A fresh temporary directory (removed by tu_rmtree). */
 char *tu_tmpdir(void);
 void tu_rmtree(const char *dir);
+/* A float32 .npy of the given shape at dir/name; the path (malloc'd) or NULL. */
+char *tu_write_npy_f32(const char *dir, const char *name, const float *v, int rank, const long *dims);
+/* The values of a float32 .npy (malloc'd; *count set), or NULL. */
+float *tu_read_npy_f32(const char *path, long *count);
+/* tests/tf/graphs/NAME.pbtxt encoded as a binary GraphDef (protoc --encode
+ * with proto/graph.proto) at dir/NAME.pb; the path (malloc'd) or NULL. */
+char *tu_encode_graphdef(const char *dir, const char *name);
 
 #endif

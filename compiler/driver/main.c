@@ -47,6 +47,7 @@ static const char usage[] =
     "  --fetch NAME[:K]      TensorFlow graphs: a tensor the entry returns (default: the signature's outputs,\n"
     "                        else the nodes nothing consumes); repeatable\n"
     "  --fetch-all           TensorFlow graphs: every converted tensor is an output too (node-by-node diffs)\n"
+    "  --max-loop-iterations=N  TensorFlow graphs: the most iterations of a while loop kiln unrolls (default 10000)\n"
     "  --weights-file        constants in a file beside the output (OUT.weights; -c: model.o -> model.weights),\n"
     "                        not in it; the binary loads and checks it at start\n"
     "  --version, --help\n";
@@ -239,6 +240,15 @@ int main(int argc, char **argv) {
       if (!add_input_spec(&imp, v, !strncmp(a, "--input-shape", 13))) return 2;
     }
     else if (!strcmp(a, "--fetch-all")) imp.fetch_all = true;
+    else if ((v = optval(argc, argv, &i, "--max-loop-iterations"))) {
+      char *end;
+      long n = strtol(v, &end, 10);
+      if (end == v || *end || n < 1 || n > 1000000) {
+        fprintf(stderr, "kiln: --max-loop-iterations '%s': want a count from 1 to 1000000\n", v);
+        return 2;
+      }
+      imp.max_loop_iterations = n;
+    }
     else if ((v = optval(argc, argv, &i, "--feed")) || (v = optval(argc, argv, &i, "--fetch"))) {
       bool feed = !strncmp(a, "--feed", 6);
       int *count = feed ? &imp.n_feeds : &imp.n_fetches;

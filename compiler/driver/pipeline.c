@@ -69,8 +69,9 @@ static void dump(FILE *f, const char *pass, const kg_module *m) {
 
 kg_module *kc_read_input(const char *path, const kc_import_options *io, kc_diag *d) {
   if (kc_is_graphdef_path(path)) return kc_graphdef_import(path, io, d); /* TensorFlow: .pb, TF.js model.json */
-  if (io && (io->n_feeds || io->n_fetches || io->fetch_all)) {
-    kc_error(d, (kc_loc){path, 0, 0}, "--feed, --fetch and --fetch-all apply to TensorFlow graphs (.pb, model.json)");
+  if (io && (io->n_feeds || io->n_fetches || io->fetch_all || io->max_loop_iterations)) {
+    kc_error(d, (kc_loc){path, 0, 0}, "--feed, --fetch, --fetch-all and --max-loop-iterations apply to TensorFlow graphs "
+                                      "(.pb, model.json)");
     return NULL;
   }
   if (kc_is_onnx_path(path)) return kc_onnx_import(path, io, d);

@@ -9,7 +9,13 @@
  * table `gd_ops_<family>`) builds kiln nodes with the kb_* builders of
  * passes/autodiff.h and writes one kiln reference per TensorFlow output.
  * After each node, every new node whose operands are all constants is folded
- * (passes/fold.h): Shape -> StridedSlice -> Pack -> Reshape become static. */
+ * (passes/fold.h): Shape -> StridedSlice -> Pack -> Reshape become static.
+ *
+ * What a node converted to is recorded in a scope: the graph itself (the
+ * root), or one iteration of a TensorFlow 1.x while loop, whose nodes
+ * control.c converts anew each iteration (the loop is unrolled).  A
+ * TensorList (ops_list.c) exists only at import time: its value is a list
+ * of kiln references, carried as a gd_list reference. */
 #ifndef KILN_GD_H
 #define KILN_GD_H
 
@@ -24,6 +30,35 @@ typedef struct gd_weight {
   kg_tensor t;
 } gd_weight;
 
+/* What one TensorFlow node converted to, in one scope. */
+typedef struct gd_val {
+  int state;            /* 0 not seen, 1 being converted (on the stack), 2 done, 3 fed */
+  int n_out;
+  kg_ref *out;          /* its outputs' kiln references */
+} gd_val;
+
+/* Where nodes are converted: the root (the graph), or one iteration of a
+ * while loop (frame > 0), inside the scope that runs the loop. */
+typedef struct gd_scope {
+  struct gd_scope *parent; /* NULL for the root */
+  int frame;               /* control.c's frame index; 0 for the root */
+  int iter;                /* the iteration (frames) */
+  const int *slot;         /* node -> index in val (frames); NULL: the node index (root) */
+  gd_val *val;
+} gd_scope;
+
+/* A TensorList value (ops_list.c): its elements, KG_NOREF where unset. */
+typedef struct gd_list {
+  int n;
+  kg_ref *item;
+  kg_type elem;         /* the element type, where known */
+  bool elem_known;
+} gd_list;
+
+/* A kg_ref whose node is GD_LIST_NODE is TensorList number `index`. */
+#define GD_LIST_NODE (-2)
+static inline bool gd_is_list(kg_ref r) { return r.node == GD_LIST_NODE; }
+
 typedef struct gd_ctx {
   kg_module *m;
   kc_diag *d;
@@ -35,10 +70,11 @@ typedef struct gd_ctx {
   gd_weight *weights;   /* TF.js only */
   int n_sig_outputs;    /* TF.js signature outputs ("name:0"), in order */
   const char **sig_outputs;
-  /* per TensorFlow node (index in gdef->node) */
-  int *state;           /* 0 not seen, 1 being converted (on the stack), 2 done, 3 fed */
-  int *n_out;
-  kg_ref **out;         /* its outputs' kiln references */
+  gd_scope root;        /* per TensorFlow node (index in gdef->node) */
+  gd_scope *scope;      /* the scope of the node being converted */
+  struct gd_frames *frames; /* while loops (control.c); NULL: the graph has none */
+  int n_lists, cap_lists;
+  gd_list *lists;       /* TensorList values (ops_list.c) */
   int cap_index;
   int *index;           /* open-addressed: name -> node index (-1 empty) */
 } gd_ctx;
@@ -46,6 +82,7 @@ typedef struct gd_ctx {
 /* One TensorFlow node during conversion. */
 typedef struct gd_node {
   const Tensorflow__NodeDef *p;
+  int k;                /* its index in gdef->node */
   const char *label;    /* "node 'name' (Op)" for messages */
   int n_in;             /* data inputs (control inputs are not counted) */
   kg_ref *in;
@@ -63,6 +100,36 @@ typedef struct gd_op {
 extern const gd_op gd_ops_math[];
 extern const gd_op gd_ops_nn[];
 extern const gd_op gd_ops_array[];
+extern const gd_op gd_ops_control[]; /* these two take TensorList operands */
+extern const gd_op gd_ops_list[];
+/* Identity and its kin (ops_array.c): they pass TensorLists through too. */
+bool gd_cv_identity(gd_ctx *c, gd_node *n);
+
+/* ---- the walk (import.c) ---- */
+/* Converts node k and what it needs in scope s (the scope k belongs to). */
+bool gd_walk(gd_ctx *c, gd_scope *s, int k);
+gd_val *gd_val_of(const gd_scope *s, int k);
+/* "name", "name:k" or "^name": the node (-1: none such), the output index
+ * and whether it is a control input.  False for a malformed ":k". */
+bool gd_parse_input(gd_ctx *c, const char *s, int *node, int *index, bool *ctrl);
+/* "node 'name' (Op)" */
+const char *gd_node_label(gd_ctx *c, int k);
+
+/* ---- while loops (control.c) ---- */
+/* Finds the while-loop frames (a no-op for graphs without Enter). */
+bool gd_ctl_analyze(gd_ctx *c);
+/* The scope holding node k's values, seen from s; NULL when k is inside a
+ * loop that s is not in (or mixes loops). */
+gd_scope *gd_ctl_scope(gd_ctx *c, gd_scope *s, int k);
+/* Fails with a message: node k cannot use src (another loop's inside). */
+bool gd_ctl_bad_input(gd_ctx *c, int k, int src);
+/* Nodes whose inputs the walk leaves to control.c: Exit, a loop's Merge. */
+bool gd_ctl_opaque(gd_ctx *c, int k);
+/* Converts Exit node k in scope s: unrolls its loop (once for all its Exits). */
+bool gd_ctl_exit(gd_ctx *c, gd_scope *s, int k);
+/* The name kiln nodes of TensorFlow node `name` get in scope s: the name,
+ * with the iteration(s) appended inside loops ("x/iter2"). */
+const char *gd_ctl_name(gd_ctx *c, const gd_scope *s, const char *name);
 
 /* ---- errors ---- */
 /* Records "path: error: node 'x' (Op): message"; returns false. */
@@ -105,6 +172,11 @@ kg_ref gd_expr(gd_ctx *c, const char *expr, const kg_ref *in, int n_in, kiln_dty
 kg_ref gd_reshape(gd_ctx *c, kg_ref x, const kg_shape *s);
 kg_ref gd_transpose(gd_ctx *c, kg_ref x, const int64_t *perm, int rank);
 kg_ref gd_cast(gd_ctx *c, kg_ref x, kiln_dtype to);
+/* (ops_array.c) x with a new axis of size 1 at `axis`; x[.., begin:begin+size, ..]
+ * along `axis`; concat along `axis` (an identity of one value). */
+kg_ref gd_expand(gd_ctx *c, kg_ref x, int axis);
+kg_ref gd_slice_axis(gd_ctx *c, kg_ref x, int axis, int64_t begin, int64_t size);
+kg_ref gd_concat(gd_ctx *c, const kg_ref *v, int count, int axis);
 kg_attr gd_kattr_str(const char *name, const char *v);
 /* The activation `act` (TF spelling: Relu, Relu6, Elu, LeakyRelu, Prelu,
  * Sigmoid, Tanh) applied to x; alpha: LeakyRelu's slope, Prelu's operand. */

@@ -9,7 +9,12 @@
  * imported ops are pure, so it only has to exist and be computable).  The
  * kiln node computing output 0 of a TensorFlow node carries the node's name
  * (other outputs "name:k", written name_k); `device` fields become device
- * annotations ("/device:GPU:1" -> gpu:1). */
+ * annotations ("/device:GPU:1" -> gpu:1).
+ *
+ * What each node converted to is recorded in a scope (gd.h): the root for
+ * the graph, one per iteration for the nodes inside a TensorFlow 1.x while
+ * loop, which control.c unrolls by walking the loop's nodes again in a
+ * fresh scope each iteration. */
 #include "frontends/common/frontend.h"
 #include "frontends/graphdef/gd.h"
 #include "passes/fold.h"
@@ -20,12 +25,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const gd_op *const families[] = {gd_ops_math, gd_ops_nn, gd_ops_array};
+static const struct {
+  const gd_op *ops;
+  bool lists; /* its converters take TensorList operands */
+} families[] = {{gd_ops_math, false}, {gd_ops_nn, false}, {gd_ops_array, false}, {gd_ops_control, true},
+                {gd_ops_list, true}};
 
-static const gd_op *find_op(const char *name) {
+/* The converter of op `name`, and whether it takes TensorLists. */
+static const gd_op *find_op(const char *name, bool *lists) {
   for (size_t f = 0; f < sizeof families / sizeof *families; f++)
-    for (const gd_op *o = families[f]; o->name; o++)
-      if (!strcmp(o->name, name)) return o;
+    for (const gd_op *o = families[f].ops; o->name; o++)
+      if (!strcmp(o->name, name)) {
+        *lists = families[f].lists || o->convert == gd_cv_identity;
+        return o;
+      }
   return NULL;
 }
 
@@ -74,15 +87,13 @@ static bool build_index(gd_ctx *c) {
     while (c->index[i] >= 0) i = (i + 1) & mask;
     c->index[i] = (int)k;
   }
-  c->state = kc_alloc(c->m->arena, sizeof(int) * (nn + 1));
-  c->n_out = kc_alloc(c->m->arena, sizeof(int) * (nn + 1));
-  c->out = kc_alloc(c->m->arena, sizeof(kg_ref *) * (nn + 1));
-  return true;
+  c->root = (gd_scope){.val = kc_alloc(c->m->arena, sizeof(gd_val) * (nn + 1))};
+  return gd_ctl_analyze(c);
 }
 
-/* "name", "name:k" or "^name": the node (-1: none such), the output index
- * and whether it is a control input.  False for a malformed ":k". */
-static bool parse_input(gd_ctx *c, const char *s, int *node, int *index, bool *ctrl) {
+gd_val *gd_val_of(const gd_scope *s, int k) { return &s->val[s->slot ? s->slot[k] : k]; }
+
+bool gd_parse_input(gd_ctx *c, const char *s, int *node, int *index, bool *ctrl) {
   *ctrl = *s == '^';
   if (*ctrl) s++;
   size_t n = strlen(s);
@@ -99,7 +110,7 @@ static bool parse_input(gd_ctx *c, const char *s, int *node, int *index, bool *c
   return true;
 }
 
-static const char *node_label(gd_ctx *c, int k) {
+const char *gd_node_label(gd_ctx *c, int k) {
   const Tensorflow__NodeDef *p = c->gdef->node[k];
   return kc_sprintf(c->m->arena, "node '%s' (%s)", str(p->name), str(p->op));
 }
@@ -120,7 +131,7 @@ static bool is_fed(gd_ctx *c, int k) {
   for (int i = 0; i < c->opts->n_feeds; i++) {
     int node, index;
     bool ctrl;
-    if (parse_input(c, c->opts->feeds[i], &node, &index, &ctrl) && node == k) return true;
+    if (gd_parse_input(c, c->opts->feeds[i], &node, &index, &ctrl) && node == k) return true;
   }
   return false;
 }
@@ -166,34 +177,47 @@ static bool feed_type(gd_ctx *c, gd_node *n, kg_type *t) {
 
 /* ---- conversion ---- */
 
-static bool convert(gd_ctx *c, int k) {
+static bool convert(gd_ctx *c, gd_scope *s, int k) {
   const Tensorflow__NodeDef *p = c->gdef->node[k];
-  gd_node n = {.p = p, .label = node_label(c, k)};
+  gd_node n = {.p = p, .k = k, .label = gd_node_label(c, k)};
   const char *op_name = str(p->op);
+  bool fed = gd_val_of(s, k)->state == 3;
   n.in = kc_alloc(c->m->arena, sizeof(kg_ref) * (p->n_input + 1));
-  for (size_t i = 0; c->state[k] != 3 && i < p->n_input; i++) { /* a fed node's inputs are not computed */
+  for (size_t i = 0; !fed && i < p->n_input; i++) { /* a fed node's inputs are not computed */
     int src, idx;
     bool ctrl;
-    parse_input(c, p->input[i], &src, &idx, &ctrl); /* checked by the walk */
+    gd_parse_input(c, p->input[i], &src, &idx, &ctrl); /* checked by the walk */
     if (ctrl) continue;
-    if (c->state[src] >= 2 && (idx >= c->n_out[src] || c->out[src][idx].node < 0))
-      return gd_fail(c, &n, "input '%s': %s has no output %d", p->input[i], node_label(c, src), idx);
-    n.in[n.n_in++] = c->out[src][idx];
+    gd_scope *o = gd_ctl_scope(c, s, src);
+    const gd_val *v = o ? gd_val_of(o, src) : NULL;
+    if (!v || v->state < 2) { /* left to control.c (a loop's Merge) */
+      n.in[n.n_in++] = KG_NOREF;
+      continue;
+    }
+    if (idx >= v->n_out || v->out[idx].node == KG_NOREF.node)
+      return gd_fail(c, &n, "input '%s': %s has no output %d", p->input[i], gd_node_label(c, src), idx);
+    n.in[n.n_in++] = v->out[idx];
   }
   int before = c->m->n_nodes;
-  c->g.prefix = sanitize(c, str(p->name));
+  const char *name = gd_ctl_name(c, s, str(p->name));
+  c->g.prefix = sanitize(c, name);
   c->g.failed = false;
+  c->scope = s;
   int errors = c->d->n_errors;
-  bool fed = c->state[k] == 3;
   if (fed) {
     kg_type t;
     if (!feed_type(c, &n, &t)) return false;
     gd_outputs(c, &n, 1);
     n.out[0] = kb_typed_node(&c->g, KC_OP_PLACEHOLDER, &t, NULL, 0, NULL, 0);
   } else {
-    const gd_op *op = find_op(op_name);
+    bool lists = false;
+    const gd_op *op = find_op(op_name, &lists);
     if (!op)
       return gd_fail(c, &n, "unsupported TensorFlow op '%s' (kiln converts the ops listed in docs/tensorflow.md)", op_name);
+    for (int i = 0; !lists && i < n.n_in; i++)
+      if (gd_is_list(n.in[i]))
+        return gd_fail(c, &n, "input %d ('%s') is a TensorList: kiln keeps TensorLists only while importing, for the "
+                              "TensorList ops and while loops, and %s cannot take one", i, p->input[i], op_name);
     if (!op->convert(c, &n) || c->g.failed) {
       if (c->d->n_errors == errors) gd_fail(c, &n, "conversion failed");
       else if (!strstr(c->d->text ? c->d->text : "", n.label))
@@ -214,8 +238,9 @@ static bool convert(gd_ctx *c, int k) {
   if (kind)
     for (int i = before; i < c->m->n_nodes; i++)
       if (c->m->nodes[i].op != KC_OP_CONST) c->m->nodes[i].device = kc_sprintf(c->m->arena, "%s:%d", kind, dev_idx);
-  c->n_out[k] = n.n_out;
-  c->out[k] = n.out;
+  gd_val *v = gd_val_of(s, k);
+  v->n_out = n.n_out;
+  v->out = n.out;
   size_t pl = strlen(c->g.prefix);
   for (int i = 0; i < n.n_out; i++) {
     kg_ref r = n.out[i];
@@ -223,15 +248,17 @@ static bool convert(gd_ctx *c, int k) {
     kg_node *made = &c->m->nodes[r.node];
     if (made->n_out != 1 || strncmp(made->name, c->g.prefix, pl) || made->name[pl] != '/') continue;
     made->name = ""; /* so that fresh_name may give it back its own name */
-    made->name = fresh_name(c, i ? kc_sprintf(c->m->arena, "%s:%d", str(p->name), i) : str(p->name));
+    made->name = fresh_name(c, i ? kc_sprintf(c->m->arena, "%s:%d", name, i) : name);
   }
   return true;
 }
 
-/* Converts node `root` and everything it depends on, depth first without
- * recursion (graphs are deep). */
-static bool walk(gd_ctx *c, int root) {
-  if (c->state[root] >= 2) return true;
+/* Converts node `root` and everything it depends on in scope s, depth first
+ * without recursion (graphs are deep); what an input needs from an outer
+ * scope (a loop's Enter takes a value from outside) is walked there. */
+bool gd_walk(gd_ctx *c, gd_scope *s, int root) {
+  if (gd_ctl_scope(c, s, root) != s) return gd_ctl_bad_input(c, -1, root);
+  if (gd_val_of(s, root)->state >= 2) return true;
   size_t cap = 64, sp = 0;
   int *stack = malloc(sizeof(int) * cap);
   bool *expanded = malloc(cap);
@@ -242,40 +269,51 @@ static bool walk(gd_ctx *c, int root) {
   }
   while (ok && sp) {
     int k = stack[sp - 1];
-    if (c->state[k] == 2 || (c->state[k] == 3 && !expanded[sp - 1])) {
+    gd_val *v = gd_val_of(s, k);
+    if (v->state == 2 || (v->state == 3 && !expanded[sp - 1])) {
       sp--;
       continue;
     }
     if (expanded[sp - 1]) {
-      bool fed = c->state[k] == 3;
-      ok = convert(c, k);
-      c->state[k] = fed ? 3 : 2;
+      bool fed = v->state == 3;
+      ok = strcmp(str(c->gdef->node[k]->op), "Exit") ? convert(c, s, k) : gd_ctl_exit(c, s, k);
+      v->state = fed ? 3 : 2;
       sp--;
       continue;
     }
     expanded[sp - 1] = true;
     if (is_fed(c, k)) {
-      c->state[k] = 3;
+      if (s != &c->root) {
+        ok = kc_error(c->d, (kc_loc){c->path, 0, 0}, "%s: is fed, but it is inside a while loop", gd_node_label(c, k));
+        break;
+      }
+      v->state = 3;
       continue;
     }
-    c->state[k] = 1;
+    v->state = 1;
     const Tensorflow__NodeDef *p = c->gdef->node[k];
+    bool opaque = gd_ctl_opaque(c, k);
     for (size_t i = p->n_input; ok && i-- > 0;) {
       int src, idx;
       bool ctrl;
-      if (!parse_input(c, str(p->input[i]), &src, &idx, &ctrl))
+      if (!gd_parse_input(c, str(p->input[i]), &src, &idx, &ctrl))
         ok = kc_error(c->d, (kc_loc){c->path, 0, 0}, "%s: input '%s' is malformed (want name, name:k or ^name)",
-                      node_label(c, k), str(p->input[i]));
+                      gd_node_label(c, k), str(p->input[i]));
       else if (src < 0) {
         const char *nm = p->input[i] + ctrl, *colon = ctrl ? NULL : strrchr(nm, ':');
         ok = kc_error(c->d, (kc_loc){c->path, 0, 0}, "%s: input '%s' is dangling: the graph has no node named '%.*s'",
-                      node_label(c, k), p->input[i], colon ? (int)(colon - nm) : (int)strlen(nm), nm);
+                      gd_node_label(c, k), p->input[i], colon ? (int)(colon - nm) : (int)strlen(nm), nm);
       }
-      else if (c->state[src] == 1)
-        ok = kc_error(c->d, (kc_loc){c->path, 0, 0}, "%s: the graph has a cycle through input '%s'%s", node_label(c, k),
-                      p->input[i], strcmp(str(c->gdef->node[src]->op), "NextIteration") &&
-                      strcmp(str(p->op), "Merge") ? "" : " (TensorFlow 1.x while loops are not supported yet)");
-      else if (c->state[src] == 0) {
+      if (!ok || opaque) continue; /* an Exit, a loop's Merge: control.c computes them */
+      gd_scope *o = gd_ctl_scope(c, s, src);
+      const gd_val *w = o ? gd_val_of(o, src) : NULL;
+      if (!o) ok = gd_ctl_bad_input(c, k, src);
+      else if (w->state == 1)
+        ok = kc_error(c->d, (kc_loc){c->path, 0, 0}, "%s: the graph has a cycle through input '%s'", gd_node_label(c, k),
+                      p->input[i]);
+      else if (w->state == 0 && o != s)
+        ok = gd_walk(c, o, src);
+      else if (w->state == 0) {
         if (sp == cap) {
           cap *= 2;
           int *s2 = realloc(stack, sizeof(int) * cap);
@@ -323,13 +361,17 @@ static bool fetch_ref(gd_ctx *c, const char *name, kg_ref *r, int *node) {
   int k, idx;
   bool ctrl;
   kc_loc at = {c->path, 0, 0};
-  if (!parse_input(c, name, &k, &idx, &ctrl) || ctrl)
+  if (!gd_parse_input(c, name, &k, &idx, &ctrl) || ctrl)
     return kc_error(c->d, at, "fetch '%s' is malformed (want name or name:k)", name);
   if (k < 0) return kc_error(c->d, at, "fetch '%s': the graph has no node named so", name);
-  if (!walk(c, k)) return false;
-  if (idx >= c->n_out[k] || c->out[k][idx].node < 0)
-    return kc_error(c->d, at, "fetch '%s': %s has no output %d", name, node_label(c, k), idx);
-  *r = c->out[k][idx];
+  if (!gd_walk(c, &c->root, k)) return false;
+  const gd_val *v = gd_val_of(&c->root, k);
+  if (idx < v->n_out && gd_is_list(v->out[idx]))
+    return kc_error(c->d, at, "fetch '%s': %s gives a TensorList, which kiln keeps only while importing (fetch its "
+                              "TensorListStack)", name, gd_node_label(c, k));
+  if (idx >= v->n_out || v->out[idx].node < 0)
+    return kc_error(c->d, at, "fetch '%s': %s has no output %d", name, gd_node_label(c, k), idx);
+  *r = v->out[idx];
   *node = k;
   return true;
 }
@@ -341,7 +383,7 @@ static bool import_graph(gd_ctx *c) {
   for (int i = 0; c->opts && i < c->opts->n_feeds; i++) {
     int k, idx;
     bool ctrl;
-    if (!parse_input(c, c->opts->feeds[i], &k, &idx, &ctrl) || ctrl)
+    if (!gd_parse_input(c, c->opts->feeds[i], &k, &idx, &ctrl) || ctrl)
       return kc_error(c->d, at, "--feed '%s' is malformed (want name or name:0)", c->opts->feeds[i]);
     if (k < 0) return kc_error(c->d, at, "--feed '%s': the graph has no node named so", c->opts->feeds[i]);
     if (idx) return kc_error(c->d, at, "--feed '%s': only output 0 of a node can be fed", c->opts->feeds[i]);
@@ -349,7 +391,7 @@ static bool import_graph(gd_ctx *c) {
   for (int i = 0; c->opts && i < c->opts->n_inputs; i++) {
     int k, idx;
     bool ctrl;
-    if (!parse_input(c, c->opts->inputs[i].name, &k, &idx, &ctrl) || k < 0)
+    if (!gd_parse_input(c, c->opts->inputs[i].name, &k, &idx, &ctrl) || k < 0)
       return kc_error(c->d, at, "the graph has no node named '%s' (given by --input-shape or --input-value)",
                       c->opts->inputs[i].name);
     if (c->opts->inputs[i].has_value)
@@ -369,7 +411,7 @@ static bool import_graph(gd_ctx *c) {
       for (size_t i = 0; i < c->gdef->node[k]->n_input; i++) {
         int src, idx;
         bool ctrl;
-        if (parse_input(c, str(c->gdef->node[k]->input[i]), &src, &idx, &ctrl) && src >= 0) used[src] = true;
+        if (gd_parse_input(c, str(c->gdef->node[k]->input[i]), &src, &idx, &ctrl) && src >= 0) used[src] = true;
       }
     for (size_t k = 0; k < nn; k++) {
       const char *op = str(c->gdef->node[k]->op);
@@ -388,14 +430,16 @@ static bool import_graph(gd_ctx *c) {
   for (int i = 0; c->opts && i < c->opts->n_feeds; i++) {
     int k, idx;
     bool ctrl;
-    parse_input(c, c->opts->feeds[i], &k, &idx, &ctrl);
-    if (c->state[k] != 3 || !c->n_out[k])
+    gd_parse_input(c, c->opts->feeds[i], &k, &idx, &ctrl);
+    const gd_val *v = gd_val_of(&c->root, k);
+    if (v->state != 3 || !v->n_out)
       return kc_error(c->d, at, "--feed '%s': the fetches do not depend on it", c->opts->feeds[i]);
-    e.feeds[e.n_feeds++] = c->out[k][0].node;
+    e.feeds[e.n_feeds++] = v->out[0].node;
   }
   if (!c->opts || !c->opts->n_feeds)
     for (size_t k = 0; k < nn; k++)
-      if (c->state[k] == 3 && c->n_out[k]) e.feeds[e.n_feeds++] = c->out[k][0].node;
+      if (gd_val_of(&c->root, k)->state == 3 && gd_val_of(&c->root, k)->n_out)
+        e.feeds[e.n_feeds++] = gd_val_of(&c->root, k)->out[0].node;
   size_t cap = (size_t)n_f + (c->opts && c->opts->fetch_all ? (size_t)c->m->n_nodes * 2 : 0) + 1;
   e.fetches = kc_alloc(c->m->arena, sizeof(kg_ref) * cap);
   e.fetch_names = kc_alloc(c->m->arena, sizeof(char *) * cap);
@@ -407,11 +451,12 @@ static bool import_graph(gd_ctx *c) {
   }
   if (c->opts && c->opts->fetch_all) /* every converted tensor, in graph order */
     for (size_t k = 0; k < nn; k++) {
-      if (c->state[k] != 2) continue;
+      const gd_val *v = gd_val_of(&c->root, k);
+      if (v->state != 2) continue;
       const char *op = str(c->gdef->node[k]->op);
       if (!strcmp(op, "Const") || !strcmp(op, "Identity")) continue;
-      for (int i = 0; i < c->n_out[k] && (size_t)e.n_fetches + 1 < cap; i++) {
-        kg_ref r = c->out[k][i];
+      for (int i = 0; i < v->n_out && (size_t)e.n_fetches + 1 < cap; i++) {
+        kg_ref r = v->out[i];
         if (r.node < 0 || c->m->nodes[r.node].op == KC_OP_CONST) continue;
         const char *nm = i ? kc_sprintf(c->m->arena, "%s:%d", c->gdef->node[k]->name, i) : c->gdef->node[k]->name;
         bool dup = false;

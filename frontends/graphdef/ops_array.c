@@ -4,7 +4,9 @@
  * shape and data-movement ops over compile-time shape operands: Shape,
  * Size, Rank, Reshape, Squeeze, ExpandDims, ConcatV2, Pack, Unpack, Split,
  * SplitV, Pad, PadV2, StridedSlice, Slice, Transpose, Tile, Fill, ZerosLike,
- * OnesLike, GatherV2, Range. */
+ * OnesLike, GatherV2, Range.  The identities pass TensorLists through.
+ * Where, Unique and NonMaxSuppression* (their output sizes depend on the
+ * data) are refused with the reason. */
 #include "frontends/graphdef/gd.h"
 #include "passes/fold.h"
 #include <math.h>
@@ -40,10 +42,10 @@ static bool cv_placeholder(gd_ctx *c, gd_node *n) {
   return gd_fail(c, n, "is not fed: --feed names the feeds, and every Placeholder the fetches depend on must be one");
 }
 
-static bool cv_identity(gd_ctx *c, gd_node *n) {
+bool gd_cv_identity(gd_ctx *c, gd_node *n) {
   if (!gd_inputs(c, n, 1, !strcmp(n->p->op, "IdentityN") || !strcmp(n->p->op, "PlaceholderWithDefault"))) return false;
   gd_outputs(c, n, !strcmp(n->p->op, "IdentityN") ? n->n_in : 1);
-  for (int i = 0; i < n->n_out; i++) n->out[i] = ident(c, n->in[i]);
+  for (int i = 0; i < n->n_out; i++) n->out[i] = gd_is_list(n->in[i]) ? n->in[i] : ident(c, n->in[i]);
   return !c->g.failed;
 }
 
@@ -100,7 +102,7 @@ static bool cv_squeeze(gd_ctx *c, gd_node *n) {
   return !c->g.failed;
 }
 
-static kg_ref expand(gd_ctx *c, kg_ref x, int axis) {
+kg_ref gd_expand(gd_ctx *c, kg_ref x, int axis) {
   kg_shape s = shape_of(c, x), r = {.rank = s.rank + 1};
   for (int d = 0, k = 0; d < r.rank; d++) r.dim[d] = d == axis ? 1 : s.dim[k++];
   return gd_reshape(c, x, &r);
@@ -113,12 +115,12 @@ static bool cv_expand_dims(gd_ctx *c, gd_node *n) {
   if (cnt != 1) return gd_fail(c, n, "the axis must be one integer");
   if (!gd_axis(c, n, v[0], shape_of(c, n->in[0]).rank + 1, &ax)) return false;
   gd_outputs(c, n, 1);
-  n->out[0] = expand(c, n->in[0], ax);
+  n->out[0] = gd_expand(c, n->in[0], ax);
   if (n->out[0].node == n->in[0].node) n->out[0] = ident(c, n->in[0]);
   return !c->g.failed;
 }
 
-static kg_ref concat(gd_ctx *c, const kg_ref *v, int count, int axis) {
+kg_ref gd_concat(gd_ctx *c, const kg_ref *v, int count, int axis) {
   if (count == 1) return ident(c, v[0]);
   kg_attr a = kb_attr_int("axis", axis);
   return kb_node(&c->g, KC_OP_CONCAT, v, count, &a, 1);
@@ -135,7 +137,7 @@ static bool cv_concat(gd_ctx *c, gd_node *n) {
   if (cnt != 1) return gd_fail(c, n, "the axis must be one integer");
   if (!gd_axis(c, n, axis[0], shape_of(c, n->in[v2 ? 0 : 1]).rank, &ax)) return false;
   gd_outputs(c, n, 1);
-  n->out[0] = concat(c, n->in + (v2 ? 0 : 1), n->n_in - 1, ax);
+  n->out[0] = gd_concat(c, n->in + (v2 ? 0 : 1), n->n_in - 1, ax);
   return !c->g.failed;
 }
 
@@ -145,12 +147,12 @@ static bool cv_pack(gd_ctx *c, gd_node *n) {
   if (!gd_axis(c, n, gd_attr_int(n, "axis", 0), shape_of(c, n->in[0]).rank + 1, &ax)) return false;
   gd_outputs(c, n, 1);
   kg_ref *parts = kc_alloc(c->m->arena, sizeof(kg_ref) * (size_t)n->n_in);
-  for (int i = 0; i < n->n_in; i++) parts[i] = expand(c, n->in[i], ax);
-  n->out[0] = concat(c, parts, n->n_in, ax);
+  for (int i = 0; i < n->n_in; i++) parts[i] = gd_expand(c, n->in[i], ax);
+  n->out[0] = gd_concat(c, parts, n->n_in, ax);
   return !c->g.failed;
 }
 
-static kg_ref slice_axis(gd_ctx *c, kg_ref x, int axis, int64_t begin, int64_t size) {
+kg_ref gd_slice_axis(gd_ctx *c, kg_ref x, int axis, int64_t begin, int64_t size) {
   kg_shape s = shape_of(c, x);
   int64_t b[KILN_MAX_RANK], z[KILN_MAX_RANK];
   for (int d = 0; d < s.rank; d++) b[d] = 0, z[d] = -1;
@@ -170,7 +172,7 @@ static bool cv_unpack(gd_ctx *c, gd_node *n) {
   kg_shape r = {.rank = s.rank - 1};
   for (int d = 0, k = 0; d < s.rank; d++)
     if (d != ax) r.dim[k++] = s.dim[d];
-  for (int i = 0; i < n->n_out; i++) n->out[i] = gd_reshape(c, slice_axis(c, n->in[0], ax, i, 1), &r);
+  for (int i = 0; i < n->n_out; i++) n->out[i] = gd_reshape(c, gd_slice_axis(c, n->in[0], ax, i, 1), &r);
   return !c->g.failed;
 }
 
@@ -205,7 +207,7 @@ static bool cv_split(gd_ctx *c, gd_node *n) {
     for (int i = 0; i < ns; i++) sizes[i] = dim / ns;
   }
   gd_outputs(c, n, ns);
-  for (int i = 0, at = 0; i < ns; at += (int)sizes[i++]) n->out[i] = slice_axis(c, x, ax, at, sizes[i]);
+  for (int i = 0, at = 0; i < ns; at += (int)sizes[i++]) n->out[i] = gd_slice_axis(c, x, ax, at, sizes[i]);
   return !c->g.failed;
 }
 
@@ -348,15 +350,30 @@ static bool cv_range(gd_ctx *c, gd_node *n) {
   return !c->g.failed;
 }
 
+/* Ops whose output size depends on the values: refused with the reason. */
+static bool cv_dynamic_size(gd_ctx *c, gd_node *n) {
+  const char *op = n->p->op;
+  if (!strcmp(op, "Where"))
+    return gd_fail(c, n, "Where's output size is the number of true elements, known only at run time; kiln compiles "
+                         "static shapes");
+  if (!strcmp(op, "Unique"))
+    return gd_fail(c, n, "Unique's output size is the number of distinct values, known only at run time; kiln compiles "
+                         "static shapes");
+  if (gd_attr_bool(n, "pad_to_max_output_size", false))
+    return gd_fail(c, n, "%s is not supported yet (padded to max_output_size, its output size would be static)", op);
+  return gd_fail(c, n, "%s's output size is the number of boxes it keeps, known only at run time "
+                       "(pad_to_max_output_size is false); kiln compiles static shapes", op);
+}
+
 const gd_op gd_ops_array[] = {
     {"Const", cv_const},
     {"Placeholder", cv_placeholder},
-    {"PlaceholderWithDefault", cv_identity},
-    {"Identity", cv_identity},
-    {"IdentityN", cv_identity},
-    {"Snapshot", cv_identity},
-    {"StopGradient", cv_identity},
-    {"PreventGradient", cv_identity},
+    {"PlaceholderWithDefault", gd_cv_identity},
+    {"Identity", gd_cv_identity},
+    {"IdentityN", gd_cv_identity},
+    {"Snapshot", gd_cv_identity},
+    {"StopGradient", gd_cv_identity},
+    {"PreventGradient", gd_cv_identity},
     {"NoOp", cv_no_op},
     {"Shape", cv_shape},
     {"Size", cv_shape},
@@ -382,5 +399,12 @@ const gd_op gd_ops_array[] = {
     {"GatherV2", cv_gather},
     {"Gather", cv_gather},
     {"Range", cv_range},
+    {"Where", cv_dynamic_size},
+    {"Unique", cv_dynamic_size},
+    {"NonMaxSuppression", cv_dynamic_size},
+    {"NonMaxSuppressionV2", cv_dynamic_size},
+    {"NonMaxSuppressionV3", cv_dynamic_size},
+    {"NonMaxSuppressionV4", cv_dynamic_size},
+    {"NonMaxSuppressionV5", cv_dynamic_size},
     {NULL, NULL},
 };

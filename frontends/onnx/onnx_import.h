@@ -33,6 +33,9 @@ typedef struct kc_import_options {
   int n_fetches;
   const char *const *fetches;
   bool fetch_all;
+  /* --max-loop-iterations N: the most iterations of a TensorFlow 1.x while
+   * loop the importer unrolls (0: its default, 10000). */
+  long max_loop_iterations;
 } kc_import_options;
 
 /* Reads the model at path into a verified module (NULL after errors, which

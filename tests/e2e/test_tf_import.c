@@ -39,32 +39,18 @@ TestSuite(tf_errors, .init = setup, .fini = teardown);
 
 /* tests/tf/graphs/NAME.pbtxt -> DIR/NAME.pb (protoc --encode). */
 static const char *encode(const char *name) {
-  char cmd[1600];
-  snprintf(cmd, sizeof cmd, "protoc --encode=tensorflow.GraphDef -Iproto proto/graph.proto < tests/tf/graphs/%s.pbtxt > %s/%s.pb",
-           name, dir, name);
-  char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-  tu_result r = tu_run(argv, 60);
-  cr_assert_eq(r.status, 0, "protoc --encode %s failed:\n%s", name, r.err);
-  tu_free(&r);
-  char file[200];
+  char *pb = tu_encode_graphdef(dir, name), file[200];
+  cr_assert(pb, "protoc --encode %s failed", name);
+  free(pb);
   snprintf(file, sizeof file, "%s.pb", name);
   return path_of(file);
 }
 
 /* A float32 .npy of shape [1, n]. */
 static const char *write_npy(const char *name, const float *v, int n) {
-  char hdr[128];
-  int len = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (1, %d), }", n);
-  while ((10 + len + 1) % 64) hdr[len++] = ' ';
-  hdr[len++] = '\n';
-  FILE *f = fopen(path_of(name), "wb");
-  cr_assert(f);
-  fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-  uint16_t hl = (uint16_t)len;
-  fwrite(&hl, 2, 1, f);
-  fwrite(hdr, 1, (size_t)len, f);
-  fwrite(v, sizeof(float), (size_t)n, f);
-  fclose(f);
+  char *p = tu_write_npy_f32(dir, name, v, 2, (long[]){1, n});
+  cr_assert(p, "cannot write %s", name);
+  free(p);
   return path_of(name);
 }
 

@@ -1,0 +1,271 @@
+/* test_tf_control.c — TensorFlow 1.x while loops in the TensorFlow importer
+ * (frontends/graphdef/control.c unrolls them; ops_list.c holds TensorLists):
+ * the hand-written graphs tests/tf/graphs/while_*.pbtxt and the malformed
+ * ones, encoded with protoc --encode as in test_tf_import.c.
+ *
+ * tf_control: a counter loop (i < 5: x = 2x + 1), a loop-invariant Enter
+ * (is_constant) with the counter used in the body, a loop that runs no
+ * iteration (its body, an op kiln lacks, is never converted), two loops one
+ * after the other, a loop inside a loop, and a tf.map_fn-style loop over the rows of a fed [3, 4]
+ * tensor through TensorLists; each binary's outputs against values this
+ * file computes itself.  `kiln import` of a loop gives a .kg that builds to
+ * the same results; --max-loop-iterations allows exactly that many.
+ *
+ * tf_control_errors: a condition that depends on a feed, a loop over the
+ * iteration limit, an Exit outside any loop, a Merge of a NextIteration
+ * with no Enter, a TensorList into a non-list op, a fetch from inside a
+ * loop: each exit status 1 with its message.  handtrack (@vladmandic/human,
+ * when `make tf-ref` fetched it) gets through its map loop and stops at
+ * NonMaxSuppressionV5, whose output size depends on the data. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "testutil.h"
+
+static char *dir;
+
+static void setup(void) { dir = tu_tmpdir(); }
+static void teardown(void) { tu_rmtree(dir); }
+
+TestSuite(tf_control, .init = setup, .fini = teardown);
+TestSuite(tf_control_errors, .init = setup, .fini = teardown);
+
+static const char *path_of(const char *name) {
+  static char buf[8][600];
+  static int k;
+  char *p = buf[k++ % 8];
+  snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+  return p;
+}
+
+static const char *encode(const char *name) {
+  char *pb = tu_encode_graphdef(dir, name), file[200];
+  cr_assert(pb, "protoc --encode %s failed", name);
+  free(pb);
+  snprintf(file, sizeof file, "%s.pb", name);
+  return path_of(file);
+}
+
+/* kiln build IN -o OUT [a b] */
+static void build(const char *in, const char *out, const char *a, const char *b) {
+  char *argv[] = {(char *)tu_kiln(), "build", (char *)in, "-o", (char *)out, (char *)a, (char *)b, NULL};
+  tu_result r = tu_run(argv, 300);
+  cr_assert_eq(r.status, 0, "kiln build %s:\n%s", in, r.err);
+  tu_free(&r);
+}
+
+/* Runs bin with feeds "NAME=FILE" (up to two) and fetches output `fetch`
+ * as float32 values: exactly n of them. */
+static float *run_fetch(const char *bin, const char *feed1, const char *feed2, const char *fetch, long n) {
+  char f1[700], f2[700], out[700];
+  snprintf(f1, sizeof f1, "%s", feed1);
+  snprintf(f2, sizeof f2, "%s", feed2 ? feed2 : "");
+  snprintf(out, sizeof out, "%s=%s/%s.npy", fetch, dir, fetch);
+  char *argv[] = {(char *)bin, "--feed", f1, "--fetch", out, feed2 ? "--feed" : NULL, f2, NULL};
+  tu_result r = tu_run(argv, 60);
+  cr_assert_eq(r.status, 0, "%s:\n%s", bin, r.err);
+  tu_free(&r);
+  long count;
+  char file[700];
+  snprintf(file, sizeof file, "%s/%s.npy", dir, fetch);
+  float *v = tu_read_npy_f32(file, &count);
+  cr_assert(v && count == n, "%s: %ld values, want %ld", file, v ? count : -1, n);
+  return v;
+}
+
+/* "NAME=DIR/NAME.npy" holding v (float32, shape dims). */
+static const char *feed(const char *name, const float *v, int rank, const long *dims) {
+  char file[200];
+  snprintf(file, sizeof file, "%s.npy", name);
+  char *p = tu_write_npy_f32(dir, file, v, rank, dims);
+  cr_assert(p);
+  static char buf[4][700];
+  static int k;
+  char *s = buf[k++ % 4];
+  snprintf(s, sizeof buf[0], "%s=%s", name, p);
+  free(p);
+  return s;
+}
+
+static void expect_values(const char *what, const float *got, const float *want, int n) {
+  for (int i = 0; i < n; i++)
+    cr_expect(fabsf(got[i] - want[i]) <= 1e-6f * (1 + fabsf(want[i])), "%s[%d] = %g, want %g", what, i, got[i], want[i]);
+}
+
+/* ---- loops that unroll ---- */
+
+static const float X3[3] = {1, 0, -0.5f};
+
+/* i = 0; while i < 5: i += 1; x = x * 2 + 1 */
+static void counter_want(float *want) {
+  for (int k = 0; k < 3; k++) {
+    want[k] = X3[k];
+    for (int i = 0; i < 5; i++) want[k] = want[k] * 2 + 1;
+  }
+}
+
+Test(tf_control, counter_loop) {
+  const char *pb = encode("while_counter");
+  build(pb, path_of("counter"), NULL, NULL);
+  float want[3];
+  counter_want(want);
+  float *y = run_fetch(path_of("counter"), feed("x", X3, 2, (long[]){1, 3}), NULL, "y", 3);
+  expect_values("y", y, want, 3);
+  free(y);
+  /* the counter is a constant after unrolling: printed as 5 */
+  char f[700];
+  snprintf(f, sizeof f, "%s", feed("x", X3, 2, (long[]){1, 3}));
+  char *argv[] = {(char *)path_of("counter"), "--feed", f, "--fetch", "i", NULL};
+  tu_result r = tu_run(argv, 60);
+  cr_expect(r.status == 0 && !strncmp(r.out, "5", 1), "i:\n%s%s", r.out, r.err);
+  tu_free(&r);
+  /* five copies of the body, each named after its iteration */
+  char *imp[] = {(char *)tu_kiln(), "import", (char *)pb, NULL};
+  r = tu_run(imp, 120);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_expect(strstr(r.out, "while/add_1/iter4 = add(") && !strstr(r.out, "while/add_1/iter5"), "%s", r.out);
+  tu_free(&r);
+}
+
+Test(tf_control, import_kg_builds_the_same) {
+  const char *pb = encode("while_counter");
+  char *argv[] = {(char *)tu_kiln(), "import", (char *)pb, "-o", (char *)path_of("counter.kg"), NULL};
+  tu_result r = tu_run(argv, 120);
+  cr_assert_eq(r.status, 0, "kiln import:\n%s", r.err);
+  tu_free(&r);
+  build(path_of("counter.kg"), path_of("from_kg"), NULL, NULL);
+  build(pb, path_of("from_pb"), NULL, NULL);
+  const char *x = feed("x", X3, 2, (long[]){1, 3});
+  float *a = run_fetch(path_of("from_kg"), x, NULL, "y", 3);
+  float *b = run_fetch(path_of("from_pb"), x, NULL, "y", 3);
+  float want[3];
+  counter_want(want);
+  expect_values("y (.kg)", a, want, 3);
+  cr_expect(!memcmp(a, b, sizeof(float) * 3), "the .kg and the .pb binaries differ");
+  free(a);
+  free(b);
+}
+
+Test(tf_control, iteration_limit_allows_exactly_that_many) {
+  build(encode("while_counter"), path_of("counter5"), "--max-loop-iterations", "5");
+}
+
+/* acc = x; for i in 0..2: acc += b * i, with b an is_constant Enter */
+Test(tf_control, loop_invariant_enter) {
+  build(encode("while_invariant"), path_of("inv"), NULL, NULL);
+  float x[2] = {1.5f, -2}, b[2] = {0.5f, 4}, want[2];
+  for (int k = 0; k < 2; k++) {
+    want[k] = x[k];
+    for (int i = 0; i < 3; i++) want[k] += b[k] * (float)i;
+  }
+  float *y = run_fetch(path_of("inv"), feed("x", x, 2, (long[]){1, 2}), feed("b", b, 2, (long[]){1, 2}), "out", 2);
+  expect_values("out", y, want, 2);
+  free(y);
+}
+
+Test(tf_control, zero_trip_loop) {
+  build(encode("while_zero"), path_of("zero"), NULL, NULL); /* its body (FancyOp) is never converted */
+  float *y = run_fetch(path_of("zero"), feed("x", X3, 2, (long[]){1, 3}), NULL, "y", 3);
+  expect_values("y", y, X3, 3);
+  free(y);
+}
+
+Test(tf_control, two_loops_in_sequence) {
+  build(encode("while_two"), path_of("two"), NULL, NULL);
+  float x[2] = {3, -0.25f}, mid[2], want[2];
+  for (int k = 0; k < 2; k++) {
+    mid[k] = x[k];
+    for (int i = 0; i < 3; i++) mid[k] *= 2;
+    want[k] = mid[k];
+    for (int i = 0; i < 2; i++) want[k] += 1;
+  }
+  const char *fx = feed("x", x, 1, (long[]){2});
+  float *m = run_fetch(path_of("two"), fx, NULL, "mid", 2);
+  float *y = run_fetch(path_of("two"), fx, NULL, "y", 2);
+  expect_values("mid", m, mid, 2);
+  expect_values("y", y, want, 2);
+  free(m);
+  free(y);
+}
+
+/* for i in 0..1: for j in 0..2: x = x * 2 + i (a loop inside a loop) */
+Test(tf_control, nested_loops) {
+  build(encode("while_nested"), path_of("nested"), NULL, NULL);
+  float x[2] = {1, -3}, want[2] = {1, -3};
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 3; j++)
+      for (int k = 0; k < 2; k++) want[k] = want[k] * 2 + (float)i;
+  float *y = run_fetch(path_of("nested"), feed("x", x, 1, (long[]){2}), NULL, "y", 2);
+  expect_values("y", y, want, 2);
+  free(y);
+}
+
+/* tf.map_fn(lambda r: r * 2, x) through TensorLists */
+Test(tf_control, tensorlist_map_over_rows) {
+  const char *pb = encode("while_map");
+  build(pb, path_of("map"), NULL, NULL);
+  float x[12], want[12];
+  for (int i = 0; i < 12; i++) x[i] = (float)(i * i) / 4 - 3, want[i] = x[i] * 2;
+  float *y = run_fetch(path_of("map"), feed("x", x, 2, (long[]){3, 4}), NULL, "y", 12);
+  expect_values("y", y, want, 12);
+  free(y);
+}
+
+/* ---- what kiln refuses ---- */
+
+static void expect_error(const char *in, const char *want, const char *a, const char *b) {
+  char *argv[] = {(char *)tu_kiln(), "build", (char *)in, "-o", (char *)path_of("out"), (char *)a, (char *)b, NULL};
+  tu_result r = tu_run(argv, 300);
+  cr_expect_eq(r.status, 1, "%s: status %d, want 1; stderr:\n%s", in, r.status, r.err);
+  cr_expect(strstr(r.err, want) != NULL, "%s: message lacks '%s':\n%s", in, want, r.err);
+  tu_free(&r);
+}
+
+Test(tf_control_errors, condition_depends_on_a_feed) {
+  expect_error(encode("while_data_cond"), "node 'D/LoopCond' (LoopCond): the while loop 'D' has a trip count that "
+               "depends on run-time data; kiln unrolls only loops whose condition folds to a constant", NULL, NULL);
+}
+
+Test(tf_control_errors, iteration_limit) {
+  expect_error(encode("while_counter"), "node 'while/LoopCond' (LoopCond): the while loop 'while/while_context' runs "
+               "more than 4 iterations", "--max-loop-iterations", "4");
+}
+
+Test(tf_control_errors, exit_without_a_frame) {
+  expect_error(encode("exit_no_frame"), "node 'e' (Exit): is not the end of a while loop", NULL, NULL);
+}
+
+Test(tf_control_errors, merge_without_enter) {
+  expect_error(encode("merge_no_enter"), "node 'm' (Merge): merges a NextIteration, but no Enter leads to it", NULL,
+               NULL);
+}
+
+Test(tf_control_errors, tensorlist_into_another_op) {
+  expect_error(encode("list_escape"), "node 'y' (Neg): input 0 ('rows') is a TensorList", NULL, NULL);
+}
+
+Test(tf_control_errors, fetch_inside_a_loop) {
+  expect_error(encode("while_counter"), "node 'while/mul' (Mul) is inside the while loop 'while/while_context': its "
+               "values leave the loop only through an Exit", "--fetch", "while/mul");
+}
+
+Test(tf_control_errors, handtrack_stops_at_non_max_suppression) {
+  const char *model = "build/npm-cache/tfjs/node_modules/@vladmandic/human/models/handtrack.json";
+  if (access(model, R_OK)) cr_skip_test("%s is absent (make tf-ref fetches it)", model);
+  char *argv[] = {(char *)tu_kiln(), "import", (char *)model, "--input-shape", "input_tensor=1,320,320,3", NULL};
+  tu_result r = tu_run(argv, 300);
+  cr_expect_eq(r.status, 1, "status %d:\n%s", r.status, r.err);
+  cr_expect(strstr(r.err, "(NonMaxSuppressionV5): NonMaxSuppressionV5's output size is the number of boxes it keeps"),
+            "%s", r.err);
+  tu_free(&r);
+  /* its map loop (TensorLists in a while frame) converts */
+  char *map[] = {(char *)tu_kiln(), "import", (char *)model, "--input-shape", "input_tensor=1,320,320,3", "--fetch",
+                 "StatefulPartitionedCall/map/TensorArrayV2Stack/TensorListStack", NULL};
+  r = tu_run(map, 300);
+  cr_expect_eq(r.status, 0, "the map loop:\n%s", r.err);
+  cr_expect(strstr(r.out, "f32[1,320,320,3]"), "%s", r.out);
+  tu_free(&r);
+}

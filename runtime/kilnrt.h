@@ -329,6 +329,15 @@ int kiln_rt_run_parts(kiln_inst *inst, const void *in, void *out, int32_t n_part
 int kiln_rt_part_wait(void *sync, int32_t e);
 void kiln_rt_part_signal(void *sync, int32_t e);
 
+/* ---- kernel variants (kiln build --cpu-dispatch; runtime/cpu.c) ---- */
+
+/* The best kernel variant this machine runs: 4 x86-64-v4 (AVX-512), 3
+ * x86-64-v3 (AVX2, FMA), 0 the baseline; set before main, lowered (never
+ * raised) by KILN_CPU_LEVEL.  Generated code reads it at each dispatching call. */
+extern int32_t kiln_cpu_level;
+/* kiln_cpu_level, for callers that prefer a function. */
+int32_t kiln_rt_cpu_level(void);
+
 /* ---- .npy files ---- */
 
 /* Reads `path` into `out` expecting exactly the dtype and dims given; a clear

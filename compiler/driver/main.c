@@ -33,6 +33,8 @@ static const char usage[] =
     "  --target=TRIPLE       e.g. aarch64-linux-gnu, riscv64-linux-gnu (default: this machine)\n"
     "  --cpu=CPU             target CPU (default: x86-64-v2 / generic); 'native' tunes for this machine\n"
     "  --features=LIST       target features, e.g. +avx2 or +m,+a,+f,+d,+c\n"
+    "  --cpu-dispatch=LIST   GEMM and convolution kernels also for these CPUs, chosen at run time: none,\n"
+    "                        auto (default: x86-64-v3,x86-64-v4 for this machine at the default CPU) or a list\n"
     "  --blas=KIND           f32/f64 matmul: openblas (cblas_sgemm/dgemm, -lopenblas; the default for this\n"
     "                        machine) or generated (kiln's own GEMM for the target; the default with --target)\n"
     "  --gpu-arch=SM         GPU architecture of the kernels (--emit=ptx, and what binaries embed; default sm_80)\n"
@@ -63,6 +65,21 @@ static const char *optval(int argc, char **argv, int *i, const char *name) {
     }
   }
   return NULL;
+}
+
+/* none, auto, or a comma-separated list of x86-64-v3 / x86-64-v4, each once */
+static bool dispatch_value_ok(const char *v) {
+  if (!strcmp(v, "none") || !strcmp(v, "auto")) return true;
+  bool seen[2] = {false, false};
+  for (const char *p = v;;) {
+    const char *e = strchr(p, ',');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    int k = n == 9 && !strncmp(p, "x86-64-v3", 9) ? 0 : n == 9 && !strncmp(p, "x86-64-v4", 9) ? 1 : -1;
+    if (k < 0 || seen[k]) return false;
+    seen[k] = true;
+    if (!e) return true;
+    p = e + 1;
+  }
 }
 
 static void list_ops(bool markdown) {
@@ -196,6 +213,13 @@ int main(int argc, char **argv) {
       }
       o.print_after = v;
     } else if ((v = optval(argc, argv, &i, "--target"))) o.triple = v;
+    else if ((v = optval(argc, argv, &i, "--cpu-dispatch"))) {
+      if (!dispatch_value_ok(v)) {
+        fprintf(stderr, "kiln: unknown --cpu-dispatch '%s' (none, auto, or a comma-separated list of x86-64-v3, x86-64-v4)\n", v);
+        return 2;
+      }
+      o.cpu_dispatch = v;
+    }
     else if ((v = optval(argc, argv, &i, "--cpu"))) o.cpu = v;
     else if ((v = optval(argc, argv, &i, "--features"))) o.features = v;
     else if ((v = optval(argc, argv, &i, "--blas"))) {

@@ -158,6 +158,10 @@ static bool backend(const kc_options *o, kg_module *m, const kc_plan *p, kc_diag
     kc_target_dispose(&t);
     return false;
   }
+  if (!kc_target_set_dispatch(&t, o->cpu_dispatch, o->cpu || o->features, d)) {
+    kc_target_dispose(&t);
+    return false;
+  }
   t.generated_blas = o->blas ? !strcmp(o->blas, "generated") : !t.is_host;
   t.gpu_arch = o->gpu_arch;
   t.soft_placement = o->soft_placement;

@@ -28,6 +28,7 @@ typedef struct kc_options {
   kc_emit emit;
   const char *triple;   /* NULL: the host */
   const char *cpu, *features;
+  const char *cpu_dispatch; /* --cpu-dispatch: none, auto (NULL) or a list of x86-64-v3/v4 */
   int opt_level;        /* default 2 */
   const char *print_after; /* a pass name, or "all" */
   const char *gpu_arch; /* sm_80 (default), sm_90, ... */

@@ -290,6 +290,68 @@ static LLVMValueRef new_fn_bits(kl_ctx *L, int vbits, const char *name, LLVMType
   snprintf(w, sizeof w, "%d", vbits);
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
                           LLVMCreateStringAttribute(L->C, "min-legal-vector-width", 22, w, (unsigned)strlen(w)));
+  if (L->target->fn_cpu) /* a --cpu-dispatch variant: its own subtarget */
+    LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                            LLVMCreateStringAttribute(L->C, "target-cpu", 10, L->target->fn_cpu,
+                                                      (unsigned)strlen(L->target->fn_cpu)));
+  return fn;
+}
+
+/* The function `name` (with the variant's suffix appended in place) where
+ * the module has it, else NULL. */
+static LLVMValueRef named_fn(kl_ctx *L, char *name, size_t size) {
+  const char *suffix = L->target->fn_suffix ? L->target->fn_suffix : "";
+  size_t n = strlen(name);
+  snprintf(name + n, size - n, "%s", suffix);
+  return LLVMGetNamedFunction(L->M, name);
+}
+
+/* ---- variants (--cpu-dispatch) ---- */
+
+void kl_variants_begin(kl_ctx *L, kl_variants *vs) {
+  memset(vs, 0, sizeof *vs);
+  vs->base = L->target;
+  vs->i = -1;
+  /* a variant's own code (a GEMM inside a convolution kernel) does not choose again */
+  vs->n = L->target->fn_suffix ? 1 : 1 + L->target->n_variants;
+}
+
+bool kl_variants_next(kl_ctx *L, kl_variants *vs) {
+  if (++vs->i >= vs->n) {
+    L->target = vs->base;
+    return false;
+  }
+  if (vs->n == 1) return true; /* no variants: the target as it is */
+  vs->t = *vs->base;
+  vs->t.n_variants = 0;
+  vs->t.fn_cpu = NULL;
+  vs->t.fn_suffix = "";
+  vs->level[vs->i] = 0;
+  if (vs->i > 0) {
+    const struct kc_variant *v = &vs->base->variant[vs->i - 1];
+    vs->t.cpu = v->cpu;
+    vs->t.features = "";
+    vs->t.fn_cpu = v->cpu;
+    snprintf(vs->suffix, sizeof vs->suffix, "_l%d", v->level);
+    vs->t.fn_suffix = vs->suffix;
+    vs->level[vs->i] = v->level;
+  }
+  L->target = &vs->t;
+  return true;
+}
+
+void kl_variants_set(kl_variants *vs, LLVMValueRef fn) { vs->fn[vs->i] = fn; }
+
+LLVMValueRef kl_variants_pick(kl_ctx *L, const kl_variants *vs) {
+  if (vs->n == 1) return vs->fn[0];
+  LLVMValueRef g = LLVMGetNamedGlobal(L->M, "kiln_cpu_level");
+  if (!g) {
+    g = LLVMAddGlobal(L->M, L->t_i32, "kiln_cpu_level"); /* runtime/cpu.c */
+    LLVMSetLinkage(g, LLVMExternalLinkage);
+  }
+  LLVMValueRef level = LLVMBuildLoad2(L->B, L->t_i32, g, "cpu_level"), fn = vs->fn[0];
+  for (int i = 1; i < vs->n; i++) /* levels ascend: the last one the machine reaches wins */
+    fn = LLVMBuildSelect(L->B, LLVMBuildICmp(L->B, LLVMIntSGE, level, kl_i32(L, vs->level[i]), ""), vs->fn[i], fn, "");
   return fn;
 }
 
@@ -297,12 +359,19 @@ static LLVMValueRef new_fn(gem *e, const char *name, LLVMTypeRef *params, int n)
   return new_fn_bits(e->L, e->c.vbits, name, params, n);
 }
 
-bool kl_kernel_begin(kl_ctx *L, const kl_vec *v, const char *name, int nptr, kl_kernel *k) {
+bool kl_kernel_variant(kl_ctx *L, kl_kernel *k) {
+  if (k->vs.i == 0 && !k->vs.base) kl_variants_begin(L, &k->vs);
+  return kl_variants_next(L, &k->vs);
+}
+
+bool kl_kernel_begin(kl_ctx *L, const kl_vec *v, const char *base_name, int nptr, kl_kernel *k) {
   LLVMTypeRef params[KL_KERNEL_MAX_PARAMS];
   for (int i = 0; i < nptr; i++) params[i] = L->t_ptr;
   k->nptr = nptr;
   k->ty = LLVMFunctionType(L->t_void, params, (unsigned)nptr, 0);
-  k->fn = LLVMGetNamedFunction(L->M, name);
+  char name[300];
+  snprintf(name, sizeof name, "%s", base_name);
+  k->fn = named_fn(L, name, sizeof name);
   k->built = !k->fn;
   if (k->built) {
     k->fn = new_fn_bits(L, v->vbits, name, params, nptr);
@@ -313,13 +382,17 @@ bool kl_kernel_begin(kl_ctx *L, const kl_vec *v, const char *name, int nptr, kl_
   return k->built;
 }
 
-void kl_kernel_end(kl_ctx *L, kl_kernel *k, LLVMValueRef *args) {
+void kl_kernel_end(kl_ctx *L, kl_kernel *k) {
   if (k->built) {
     LLVMBuildRetVoid(L->B);
     leave_fn(L, (saved){k->caller_B, k->caller_fn});
     k->built = false;
   }
-  LLVMBuildCall2(L->B, k->ty, k->fn, args, (unsigned)k->nptr, "");
+  kl_variants_set(&k->vs, k->fn);
+}
+
+void kl_kernel_call(kl_ctx *L, kl_kernel *k, LLVMValueRef *args) {
+  LLVMBuildCall2(L->B, k->ty, kl_variants_pick(L, &k->vs), args, (unsigned)k->nptr, "");
 }
 
 /* Emits `for (i = 0; i < total / block; i++) f(i * block, block)` and then
@@ -493,7 +566,7 @@ static LLVMValueRef kernel(gem *e, const kkey *key) {
   snprintf(name, sizeof name, "kiln_gemm_%s%s_k%dx%dx%d_n%d_kc%lld_a%lld_%lld_b%lld%s_c%lld_pf%lld", e->c.es == 4 ? "s" : "d",
            e->c.fma ? "fma" : "", k.mr, k.nv, e->c.W, k.nrv, (long long)k.kc, (long long)k.a_rs, (long long)k.a_ps,
            (long long)k.b_ps, k.b_mask ? "m" : "", (long long)k.ldc, (long long)k.b_pf);
-  LLVMValueRef fn = LLVMGetNamedFunction(L->M, name);
+  LLVMValueRef fn = named_fn(L, name, sizeof name);
   if (fn) return fn;
   LLVMTypeRef params[4] = {L->t_ptr, L->t_ptr, L->t_ptr, L->t_i1};
   fn = new_fn(e, name, params, 4);
@@ -561,7 +634,7 @@ static LLVMValueRef dot_kernel(gem *e, const dkey *key) {
   snprintf(name, sizeof name, "kiln_gemm_%s%s_dot%dx%dx%d_k%lld_a%lld_b%lld_c%lld", e->c.es == 4 ? "s" : "d",
            e->c.fma ? "fma" : "", k.mi, k.nj, e->c.W, (long long)k.K, (long long)k.lda, (long long)k.ldb,
            (long long)k.ldc);
-  LLVMValueRef fn = LLVMGetNamedFunction(L->M, name);
+  LLVMValueRef fn = named_fn(L, name, sizeof name);
   if (fn) return fn;
   LLVMTypeRef params[4] = {L->t_ptr, L->t_ptr, L->t_ptr, L->t_i1};
   fn = new_fn(e, name, params, 4);
@@ -779,7 +852,9 @@ LLVMValueRef kl_gemm_constant_b(kl_ctx *L, kl_gemm *g, kg_ref b, LLVMValueRef B,
   gcfg c;
   pick(L->target, g->dt, &c);
   const void *lit = kl_ref_literal(L, b);
-  if (!lit || L->gpu || !kl_gemm_supports(g->dt) || !packs_b(g, &c)) return B;
+  /* under --cpu-dispatch each variant has its own panel layout: packed at run time */
+  bool variants = L->target->n_variants || L->target->fn_suffix;
+  if (!lit || L->gpu || variants || !kl_gemm_supports(g->dt) || !packs_b(g, &c)) return B;
   g->b_packed = true;
   int64_t bytes = g->K * round_up(g->N, c.W) * c.es;
   void *packed = kc_alloc(L->m->arena, (size_t)bytes);
@@ -789,9 +864,8 @@ LLVMValueRef kl_gemm_constant_b(kl_ctx *L, kl_gemm *g, kg_ref b, LLVMValueRef B,
   return kl_const_data(L, packed, bytes, sym);
 }
 
-bool kl_emit_gemm(kl_ctx *L, const kl_gemm *g, LLVMValueRef A, LLVMValueRef B, LLVMValueRef C) {
-  if (!kl_gemm_supports(g->dt) || g->M <= 0 || g->N <= 0 || g->K <= 0)
-    return kc_error(L->diag, (kc_loc){0}, "internal: generated GEMM for an unsupported dtype or an empty shape");
+/* The function computing g's product for L's target (one per shape and variant). */
+static LLVMValueRef gemm_fn(kl_ctx *L, const kl_gemm *g) {
   gem e = {.L = L, .g = g};
   pick(L->target, g->dt, &e.c);
   kl_vec_init(L, g->dt, &e.v);
@@ -800,13 +874,13 @@ bool kl_emit_gemm(kl_ctx *L, const kl_gemm *g, LLVMValueRef A, LLVMValueRef B, L
   e.lda = g->lda ? g->lda : g->ta ? g->M : g->K;
   e.ldb = g->ldb ? g->ldb : g->tb ? g->K : g->N;
   e.ldc = g->ldc ? g->ldc : g->N;
-  char name[160];
+  char name[200];
   snprintf(name, sizeof name, "kiln_gemm_%s_%lldx%lldx%lld_%c%c_l%lld_%lld_%lld%s%s", g->dt == KILN_F32 ? "f32" : "f64",
            (long long)g->M, (long long)g->N, (long long)g->K, g->ta ? 't' : 'n', g->b_packed ? 'p' : g->tb ? 't' : 'n',
            (long long)e.lda, (long long)e.ldb, (long long)e.ldc, g->accumulate ? "_acc" : "",
            g->b_packed ? "_packed" : "");
   LLVMTypeRef params[3] = {L->t_ptr, L->t_ptr, L->t_ptr};
-  LLVMValueRef fn = LLVMGetNamedFunction(L->M, name);
+  LLVMValueRef fn = named_fn(L, name, sizeof name);
   if (!fn) {
     fn = new_fn(&e, name, params, 3);
     fn_attr(L, fn, "noinline");
@@ -827,7 +901,19 @@ bool kl_emit_gemm(kl_ctx *L, const kl_gemm *g, LLVMValueRef A, LLVMValueRef B, L
     LLVMBuildRetVoid(e.B);
     leave(&e, sv);
   }
+  return fn;
+}
+
+bool kl_emit_gemm(kl_ctx *L, const kl_gemm *g, LLVMValueRef A, LLVMValueRef B, LLVMValueRef C) {
+  if (!kl_gemm_supports(g->dt) || g->M <= 0 || g->N <= 0 || g->K <= 0)
+    return kc_error(L->diag, (kc_loc){0}, "internal: generated GEMM for an unsupported dtype or an empty shape");
+  if (g->b_packed && (L->target->n_variants || L->target->fn_suffix))
+    return kc_error(L->diag, (kc_loc){0}, "internal: a B packed at compile time under --cpu-dispatch");
+  kl_variants vs;
+  kl_variants_begin(L, &vs);
+  while (kl_variants_next(L, &vs)) kl_variants_set(&vs, gemm_fn(L, g));
   LLVMValueRef args[3] = {A, B, C};
-  LLVMBuildCall2(L->B, LLVMFunctionType(L->t_void, params, 3, 0), fn, args, 3, "");
+  LLVMTypeRef params[3] = {L->t_ptr, L->t_ptr, L->t_ptr};
+  LLVMBuildCall2(L->B, LLVMFunctionType(L->t_void, params, 3, 0), kl_variants_pick(L, &vs), args, 3, "");
   return true;
 }

@@ -48,13 +48,55 @@ LLVMValueRef kl_vec_splat(kl_ctx *L, const kl_vec *v, LLVMValueRef s);
 /* acc + a * b (llvm.fma where the target has it) */
 LLVMValueRef kl_vec_mac(kl_ctx *L, const kl_vec *v, LLVMValueRef a, LLVMValueRef b, LLVMValueRef acc);
 
+/* Kernel variants (--cpu-dispatch, lower/target.h): a kernel is emitted once
+ * for the target and once per variant CPU, and the call picks one at run
+ * time by the runtime's kiln_cpu_level.  The pattern:
+ *
+ *   kl_variants vs;
+ *   kl_variants_begin(L, &vs);
+ *   while (kl_variants_next(L, &vs)) kl_variants_set(&vs, <emit the function>);
+ *   callee = kl_variants_pick(L, &vs);
+ *
+ * While a variant is emitted L->target points at a copy for its CPU (pick's
+ * vector widths follow it; new functions get its "target-cpu" and names its
+ * suffix); without variants the loop runs once, on the target itself. */
+typedef struct kl_variants {
+  const kc_target *base; /* restored when the loop ends */
+  kc_target t;           /* what L->target points at during variant i */
+  int i, n;
+  LLVMValueRef fn[3];
+  int level[3];
+  char suffix[8];
+} kl_variants;
+
+void kl_variants_begin(kl_ctx *L, kl_variants *vs);
+/* Points L->target at the next variant (the first: the target itself);
+ * false, with L->target restored, after the last. */
+bool kl_variants_next(kl_ctx *L, kl_variants *vs);
+/* Records the current variant's function. */
+void kl_variants_set(kl_variants *vs, LLVMValueRef fn);
+/* At the builder: the function to call, chosen by kiln_cpu_level when there
+ * are variants (the highest level the machine reaches). */
+LLVMValueRef kl_variants_pick(kl_ctx *L, const kl_variants *vs);
+
 /* A kernel shared by every node of one shape: an internal, noinline
- * function of nptr pointer parameters, named for the shape.  Where the
- * module has none of that name yet, kl_kernel_begin creates it, points L's
- * builder and fn at its entry block and returns true: emit the body (the
- * parameters are LLVMGetParam(k->fn, i)), then kl_kernel_end returns, goes
- * back to the caller and calls it there with args.  Where it exists,
- * kl_kernel_begin returns false and kl_kernel_end only calls it. */
+ * function of nptr pointer parameters, named for the shape, one per
+ * variant:
+ *
+ *   kl_kernel k = {0};
+ *   while (kl_kernel_variant(L, &k)) {
+ *     kl_vec_init(L, dt, &v);            (the variant's vectors)
+ *     if (kl_kernel_begin(L, &v, name, nptr, &k)) { emit the body }
+ *     kl_kernel_end(L, &k);
+ *   }
+ *   kl_kernel_call(L, &k, args);
+ *
+ * Where the module has no function of that name (and variant) yet,
+ * kl_kernel_begin creates it, points L's builder and fn at its entry block
+ * and returns true: emit the body (the parameters are LLVMGetParam(k->fn,
+ * i)); kl_kernel_end returns and goes back to the caller.  Where it exists,
+ * kl_kernel_begin returns false.  kl_kernel_call calls the variant the
+ * machine runs. */
 enum { KL_KERNEL_MAX_PARAMS = 8 };
 typedef struct kl_kernel {
   LLVMValueRef fn;
@@ -63,9 +105,12 @@ typedef struct kl_kernel {
   bool built;
   LLVMBuilderRef caller_B;
   LLVMValueRef caller_fn;
+  kl_variants vs;
 } kl_kernel;
 
+bool kl_kernel_variant(kl_ctx *L, kl_kernel *k);
 bool kl_kernel_begin(kl_ctx *L, const kl_vec *v, const char *name, int nptr, kl_kernel *k);
-void kl_kernel_end(kl_ctx *L, kl_kernel *k, LLVMValueRef *args);
+void kl_kernel_end(kl_ctx *L, kl_kernel *k);
+void kl_kernel_call(kl_ctx *L, kl_kernel *k, LLVMValueRef *args);
 
 #endif

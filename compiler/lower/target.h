@@ -22,7 +22,25 @@ typedef struct kc_target {
   LLVMTargetMachineRef tm;
   const char *gpu_arch; /* --gpu-arch of the kernels a host binary embeds (NULL: sm_80) */
   bool soft_placement;  /* --soft-placement: the binary may run its GPU nodes' CPU code (docs/gpu.md) */
+  /* --cpu-dispatch: the generated GEMM and convolution kernels are also
+   * emitted for these CPUs (lowest level first), and each call picks the
+   * best the machine has at run time (runtime kiln_cpu_level) */
+  int n_variants;
+  struct kc_variant {
+    const char *cpu;    /* an LLVM CPU name: x86-64-v3, x86-64-v4 */
+    int level;          /* the kiln_cpu_level that runs it */
+  } variant[2];
+  /* set in the copy of the target a variant's kernels are emitted for: its
+   * functions get these as "target-cpu" / "target-features" and names end in
+   * fn_suffix (the base copy: fn_cpu NULL, suffix "") */
+  const char *fn_cpu, *fn_suffix;
 } kc_target;
+
+/* Parses a --cpu-dispatch value for t (after kc_target_init): "none", "auto"
+ * (NULL: x86-64-v3 and x86-64-v4 for a host x86-64 build at the default
+ * CPU, none otherwise) or a comma-separated list of x86-64-v3 / x86-64-v4
+ * (x86-64 targets only).  False with an error for anything else. */
+bool kc_target_set_dispatch(kc_target *t, const char *value, bool cpu_given, kc_diag *diag);
 
 /* Resolves a user triple ("aarch64-linux-gnu", NULL for the host), CPU and
  * features into a target machine.  False with an error if LLVM rejects them. */

@@ -751,32 +751,35 @@ static bool conv2d_gemm(kl_ctx *L, int node, const win_geom *g, kiln_dtype dt, b
   int64_t TB = wino_tiles(g, es), P = TB ? 0 : im2col_pixels(g, es);
   if (!TB && !P) return !(*done = false);
   if (P) f = filter_b(L, node, g, dt, P, f, &packed);
-  kl_vec v;
-  kl_vec_init(L, dt, &v);
   char name[256];
   kernel_name(name, sizeof name, TB ? "winograd_conv" : packed ? "im2col_conv_packed" : "im2col_conv", g, dt);
-  kl_kernel k;
+  kl_kernel k = {0};
   LLVMValueRef args[3] = {x, f, y};
   bool ok = true;
-  if (kl_kernel_begin(L, &v, name, 3, &k)) {
-    LLVMValueRef kx = LLVMGetParam(k.fn, 0), kf = LLVMGetParam(k.fn, 1), ky = LLVMGetParam(k.fn, 2);
-    if (TB) {
-      ok = winograd(L, g, dt, TB, kx, kf, ky);
-    } else {
-      /* the buffer lives in the kernel's frame, only during the convolution */
-      LLVMValueRef buf = LLVMBuildArrayAlloca(L->B, kl_elem_type(L, dt), kl_i64(L, P * KK), "im2col");
-      LLVMSetAlignment(buf, 64);
-      im2col b = {g, dt, kx, kf, ky, buf, packed};
-      int64_t full = total / P, tail = total % P;
-      if (full) {
-        kl_loop lb = kl_for(L, kl_i64(L, full), "im2col_blk");
-        ok = im2col_block(L, &b, madd(L, lb.index, P, NULL), P);
-        kl_for_end(L, &lb);
+  while (kl_kernel_variant(L, &k)) {
+    kl_vec v;
+    kl_vec_init(L, dt, &v);
+    if (kl_kernel_begin(L, &v, name, 3, &k)) {
+      LLVMValueRef kx = LLVMGetParam(k.fn, 0), kf = LLVMGetParam(k.fn, 1), ky = LLVMGetParam(k.fn, 2);
+      if (TB) {
+        ok = winograd(L, g, dt, TB, kx, kf, ky);
+      } else {
+        /* the buffer lives in the kernel's frame, only during the convolution */
+        LLVMValueRef buf = LLVMBuildArrayAlloca(L->B, kl_elem_type(L, dt), kl_i64(L, P * KK), "im2col");
+        LLVMSetAlignment(buf, 64);
+        im2col b = {g, dt, kx, kf, ky, buf, packed};
+        int64_t full = total / P, tail = total % P;
+        if (full) {
+          kl_loop lb = kl_for(L, kl_i64(L, full), "im2col_blk");
+          ok = im2col_block(L, &b, madd(L, lb.index, P, NULL), P);
+          kl_for_end(L, &lb);
+        }
+        if (ok && tail) ok = im2col_block(L, &b, kl_i64(L, full * P), tail);
       }
-      if (ok && tail) ok = im2col_block(L, &b, kl_i64(L, full * P), tail);
-    }
   }
-  kl_kernel_end(L, &k, args);
+  kl_kernel_end(L, &k);
+  }
+  kl_kernel_call(L, &k, args);
   return ok;
 }
 
@@ -1070,32 +1073,35 @@ static void dw_rows(kl_ctx *L, const dwk *d, int64_t lo, int64_t hi, bool inner,
 
 /* One kernel per geometry: blazeface's 32 depthwise layers have 7. */
 static void depthwise_forward(kl_ctx *L, int node, const win_geom *g, kiln_dtype dt) {
-  dwk d = {.g = g, .dt = dt};
-  kl_vec_init(L, dt, &d.v);
   char name[256];
   kernel_name(name, sizeof name, "depthwise", g, dt);
-  kl_kernel k;
+  kl_kernel k = {0};
   LLVMValueRef args[3] = {kl_in(L, node, 0), kl_in(L, node, 1), kl_out(L, node, 0)};
-  if (kl_kernel_begin(L, &d.v, name, 3, &k)) {
-    d.x = LLVMGetParam(k.fn, 0), d.f = LLVMGetParam(k.fn, 1), d.y = LLVMGetParam(k.fn, 2);
-    /* accumulators, the filter vectors, an input vector and a product fit the registers */
-    d.NV = d.v.regs >= 32 ? 4 : 2;
-    d.NP = 4;
-    d.khlo = arena_i64s(L, g->OH), d.khn = arena_i64s(L, g->OH);
-    d.kwlo = arena_i64s(L, g->OW), d.kwn = arena_i64s(L, g->OW);
-    valid_ranges(g->OH, g->sh, g->KH, g->dh, g->pt, g->H, d.khlo, d.khn);
-    valid_ranges(g->OW, g->sw, g->KW, g->dw, g->pl, g->W, d.kwlo, d.kwn);
-    int64_t ha, hb, wa, wb;
-    full_range(d.khlo, d.khn, g->OH, g->KH, &ha, &hb);
-    full_range(d.kwlo, d.kwn, g->OW, g->KW, &wa, &wb);
-    kl_loop ln = kl_for(L, kl_i64(L, g->N), "dw_n");
-    d.n = ln.index;
-    dw_rows(L, &d, 0, ha, false, 0, 0);
-    dw_rows(L, &d, ha, hb, true, wa, wb);
-    dw_rows(L, &d, hb, g->OH, false, 0, 0);
-    kl_for_end(L, &ln);
+  while (kl_kernel_variant(L, &k)) {
+    dwk d = {.g = g, .dt = dt};
+    kl_vec_init(L, dt, &d.v);
+    if (kl_kernel_begin(L, &d.v, name, 3, &k)) {
+      d.x = LLVMGetParam(k.fn, 0), d.f = LLVMGetParam(k.fn, 1), d.y = LLVMGetParam(k.fn, 2);
+      /* accumulators, the filter vectors, an input vector and a product fit the registers */
+      d.NV = d.v.regs >= 32 ? 4 : 2;
+      d.NP = 4;
+      d.khlo = arena_i64s(L, g->OH), d.khn = arena_i64s(L, g->OH);
+      d.kwlo = arena_i64s(L, g->OW), d.kwn = arena_i64s(L, g->OW);
+      valid_ranges(g->OH, g->sh, g->KH, g->dh, g->pt, g->H, d.khlo, d.khn);
+      valid_ranges(g->OW, g->sw, g->KW, g->dw, g->pl, g->W, d.kwlo, d.kwn);
+      int64_t ha, hb, wa, wb;
+      full_range(d.khlo, d.khn, g->OH, g->KH, &ha, &hb);
+      full_range(d.kwlo, d.kwn, g->OW, g->KW, &wa, &wb);
+      kl_loop ln = kl_for(L, kl_i64(L, g->N), "dw_n");
+      d.n = ln.index;
+      dw_rows(L, &d, 0, ha, false, 0, 0);
+      dw_rows(L, &d, ha, hb, true, wa, wb);
+      dw_rows(L, &d, hb, g->OH, false, 0, 0);
+      kl_for_end(L, &ln);
   }
-  kl_kernel_end(L, &k, args);
+  kl_kernel_end(L, &k);
+  }
+  kl_kernel_call(L, &k, args);
 }
 
 bool kl_lower_depthwise_conv2d(kl_ctx *L, int node) {

@@ -385,6 +385,49 @@ Test(cli, bad_options) {
   cli_fails(2, "no input file", (char *[]){k, "build", NULL});
   cli_fails(2, "unknown command 'compile'", (char *[]){k, "compile", f, NULL});
   cli_fails(1, "cannot open", (char *[]){k, "build", "no/such/file.kg", NULL});
+  cli_fails(2, "unknown --cpu-dispatch 'avx9'", (char *[]){k, "build", "--cpu-dispatch=avx9", f, NULL});
+  cli_fails(2, "unknown --cpu-dispatch 'x86-64-v4,x86-64-v4'",
+            (char *[]){k, "build", "--cpu-dispatch=x86-64-v4,x86-64-v4", f, NULL});
+  cli_fails(1, "kernel variants exist for x86-64 targets only",
+            (char *[]){k, "emit", "--emit=llvm", "--target=aarch64-linux-gnu", "--cpu-dispatch=x86-64-v4", f, "-o",
+                       "/dev/null", NULL});
+}
+
+/* ---- --cpu-dispatch: which kernel variants a module carries ---- */
+
+/* The LLVM IR of examples/train_digits_cnn.kg (conv2d kernels, generated
+ * GEMMs) built with extra options a, b (NULL: none). */
+static char *cnn_ir(const char *a, const char *b) {
+  char *argv[] = {(char *)tu_kiln(), "emit", "--emit=llvm", "--blas=generated", "examples/train_digits_cnn.kg",
+                  "-o", "-", (char *)a, (char *)b, NULL};
+  tu_result r = tu_run(argv, 120);
+  cr_assert_eq(r.status, 0, "kiln emit %s %s:\n%s", a ? a : "", b ? b : "", r.err);
+  char *ir = r.out;
+  r.out = NULL;
+  tu_free(&r);
+  return ir;
+}
+
+Test(cli, cpu_dispatch_variants) {
+  /* the default for this machine: the baseline, x86-64-v3 and x86-64-v4, chosen by kiln_cpu_level */
+  char *ir = cnn_ir(NULL, NULL);
+  cr_assert(strstr(ir, "\"target-cpu\"=\"x86-64-v3\"") && strstr(ir, "\"target-cpu\"=\"x86-64-v4\""),
+            "the default build has no x86-64-v3/v4 kernel variants");
+  cr_assert(strstr(ir, "@kiln_cpu_level = external global i32"), "no run-time choice of the variant");
+  cr_assert(strstr(ir, "_l4(") && strstr(ir, "_l3("), "variant kernels are not named by level");
+  free(ir);
+  /* one variant only */
+  ir = cnn_ir("--cpu-dispatch=x86-64-v4", NULL);
+  cr_assert(strstr(ir, "\"target-cpu\"=\"x86-64-v4\"") && !strstr(ir, "\"target-cpu\"=\"x86-64-v3\""));
+  free(ir);
+  /* none: with the option, with a CPU given, for another target */
+  const char *none[][2] = {{"--cpu-dispatch=none", NULL}, {"--cpu=x86-64-v3", NULL},
+                           {"--target=aarch64-linux-gnu", NULL}};
+  for (size_t i = 0; i < sizeof none / sizeof *none; i++) {
+    ir = cnn_ir(none[i][0], none[i][1]);
+    cr_assert(!strstr(ir, "\"target-cpu\"") && !strstr(ir, "kiln_cpu_level"), "%s still dispatches", none[i][0]);
+    free(ir);
+  }
 }
 
 /* ---- run-time checks: a gather index out of range ends the run cleanly ---- */

@@ -15,7 +15,9 @@ one `kiln build` serves many cases; each case is its own entry point.
 The reference gets the feeds as positional arguments in the order given.
 Integers and bools must match exactly; floats within rtol/atol.
 A case file may set `KILN_FLAGS = ["--blas=generated", ...]`: extra
-arguments for `kiln build` of that file's module.
+arguments for `kiln build` of that file's module, and `KILN_ENV = {...}`:
+environment variables for its binary's runs (KILN_CPU_LEVEL=0 runs the
+baseline variant of dispatched kernels).
 Run:  /usr/bin/python3 tests/ref/refkit.py --kiln build/kiln [--only PATTERN] FILES...
 """
 import argparse
@@ -126,7 +128,7 @@ def module_text(cases):
     return "\n".join(lines) + "\n"
 
 
-def run_cases(kiln, cases, workdir, verbose=False, flags=()):
+def run_cases(kiln, cases, workdir, verbose=False, flags=(), env=None):
     src = os.path.join(workdir, "m.kg")
     exe = os.path.join(workdir, "m")
     with open(src, "w") as f:
@@ -147,7 +149,7 @@ def run_cases(kiln, cases, workdir, verbose=False, flags=()):
             p = os.path.join(workdir, "%s.%s.out.npy" % (c.name, k))
             outs.append(p)
             args += ["--fetch", "%s/%s=%s" % (c.name, k, p)]
-        r = subprocess.run(args, capture_output=True, text=True)
+        r = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
         if r.returncode != 0:
             results.append((c.name, False, "run failed: " + r.stderr.strip()))
             continue
@@ -199,12 +201,12 @@ def matmul_ref(ta, tb):
 
 
 def load_cases(path):
-    """The file's CASES and its KILN_FLAGS (extra `kiln build` arguments)."""
+    """The file's CASES, its KILN_FLAGS (extra `kiln build` arguments) and KILN_ENV (for the runs)."""
     ns = {"case": case, "gradcase": gradcase, "rand": rand, "positive": positive, "np": np,
           "kg_typestr": kg_typestr, "matmul_attrs": matmul_attrs, "matmul_ref": matmul_ref, "__file__": path}
     with open(path) as f:
         exec(compile(f.read(), path, "exec"), ns)
-    return ns["CASES"], list(ns.get("KILN_FLAGS", []))
+    return ns["CASES"], list(ns.get("KILN_FLAGS", [])), dict(ns.get("KILN_ENV", {}))
 
 
 def main():
@@ -215,12 +217,12 @@ def main():
     a = ap.parse_args()
     failed = total = 0
     for path in a.files:
-        all_cases, flags = load_cases(path)
+        all_cases, flags, env = load_cases(path)
         cases = [c for c in all_cases if not a.only or re.search(a.only, c.name)]
         if not cases:
             continue
         with tempfile.TemporaryDirectory() as d:
-            for name, ok, why in run_cases(a.kiln, cases, d, flags=flags):
+            for name, ok, why in run_cases(a.kiln, cases, d, flags=flags, env=env):
                 total += 1
                 if not ok:
                     failed += 1

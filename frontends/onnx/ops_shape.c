@@ -771,9 +771,14 @@ static bool element_offsets(ox_ctx *c, ox_node *n, kg_ref idx, const kg_shape *d
   int64_t st[KILN_MAX_RANK];
   row_strides(ds, st);
   kg_ref in[2] = {ox_cast(c, idx, KILN_I64), base_offsets(c, ds, &is, axis)};
-  char e[160];
-  snprintf(e, sizeof e, "add(x1, mul(select(lt(x0, 0), add(x0, %lld), x0), %lld))", (long long)ds->dim[axis],
-           (long long)st[axis]);
+  /* an index outside [-dim, dim) gives offset -1, which the gather or
+   * scatter refuses at run time (the flat offset alone could land on
+   * another element) */
+  char e[300];
+  long long dim = (long long)ds->dim[axis];
+  snprintf(e, sizeof e,
+           "select(or(lt(add(x0, %lld), 0), ge(x0, %lld)), sub(0, 1), add(x1, mul(select(lt(x0, 0), add(x0, %lld), x0), %lld)))",
+           dim, dim, dim, (long long)st[axis]);
   *out = ox_expr(c, e, in, 2, KILN_I64);
   return !c->g.failed;
 }
@@ -858,7 +863,14 @@ static bool tuple_offsets(ox_ctx *c, ox_node *n, kg_ref idx, const kg_shape *ds,
     for (int d = tup.rank - 1; d >= 0 && ++coord[d] == tup.dim[d]; d--) coord[d] = 0;
   }
   kg_ref in[3] = {ox_cast(c, idx, KILN_I64), vec_i64(c, dims, k), vec_i64(c, strd, k)};
-  kg_ref parts = ox_expr(c, "mul(select(lt(x0, 0), add(x0, x1), x0), x2)", in, 3, KILN_I64);
+  /* a coordinate outside [-dim, dim) contributes -2^56, so the tuple's sum
+   * is negative and the gather or scatter refuses it at run time (the flat
+   * offset alone could land on another element); k <= 8 such terms do not
+   * overflow */
+  kg_ref parts = ox_expr(c,
+                         "select(or(lt(add(x0, x1), 0), ge(x0, x1)), sub(0, 72057594037927936), "
+                         "mul(select(lt(x0, 0), add(x0, x1), x0), x2))",
+                         in, 3, KILN_I64);
   int64_t last = q - 1;
   kg_attr a = kb_attr_ints(&c->g, "axes", &last, 1);
   kg_ref sum = kb_node(&c->g, KC_OP_SUM, &parts, 1, &a, 1);

@@ -89,6 +89,44 @@ Test(onnx_errors, input_shape_not_numbers) {
   tu_free(&r);
 }
 
+/* Builds MODEL and runs it on x34.npy and the index file IDX: its status,
+ * and what it printed (stdout, then stderr). */
+static int run_indexed(const char *model, const char *idx, char **out) {
+  char *exe = strdup(path_of("idx")), fx[700], fi[700];
+  char *b[] = {(char *)tu_kiln(), "build", path_of(model), "-o", exe, NULL};
+  tu_result r = tu_run(b, 120);
+  cr_assert_eq(r.status, 0, "%s does not build:\n%s", model, r.err);
+  tu_free(&r);
+  snprintf(fx, sizeof fx, "x=%s", path_of("x34.npy"));
+  snprintf(fi, sizeof fi, "i=%s", path_of(idx));
+  char *run[] = {exe, "--run", "main", "--feed", fx, "--feed", fi, NULL};
+  r = tu_run(run, 60);
+  cr_assert(asprintf(out, "%s%s", r.out, r.err) > 0);
+  int st = r.status;
+  tu_free(&r);
+  free(exe);
+  return st;
+}
+
+/* An index out of range in its own dimension fails the run, even where its
+ * flat offset would land inside the data; in-range (and negative) indices
+ * give the right elements. */
+Test(onnx_errors, gather_index_out_of_range_per_dimension) {
+  char *out;
+  cr_expect_eq(run_indexed("gathernd_idx.onnx", "nd_ok.npy", &out), 0, "%s", out);
+  cr_expect(strstr(out, "[11.0]"), "GatherND x[2, -1] printed:\n%s", out);
+  free(out);
+  cr_expect_eq(run_indexed("gathernd_idx.onnx", "nd_bad.npy", &out), 1, "GatherND x[0, 5] of f32[3,4]:\n%s", out);
+  cr_expect(strstr(out, "out of range"), "%s", out);
+  free(out);
+  cr_expect_eq(run_indexed("gather_elements_idx.onnx", "el_ok.npy", &out), 0, "%s", out);
+  cr_expect(strstr(out, "[[0.0]") && strstr(out, "[7.0]") && strstr(out, "[9.0]]"), "GatherElements printed:\n%s", out);
+  free(out);
+  cr_expect_eq(run_indexed("gather_elements_idx.onnx", "el_bad.npy", &out), 1, "GatherElements column 4 of 4:\n%s", out);
+  cr_expect(strstr(out, "out of range"), "%s", out);
+  free(out);
+}
+
 /* Runs exe on feed x (f32[2,3]) and returns what it printed. */
 static char *run_exe(const char *exe, const char *feed) {
   char fetch[700];

@@ -51,6 +51,20 @@ def main(out):
     onnx.save(dom, f"{out}/custom_domain.onnx")
     dang = model([helper.make_node("Add", ["x", "nowhere"], ["y"])], [x], [y])
     onnx.save(dang, f"{out}/dangling.onnx")
+    # indices fed at run time, one coordinate out of range in its own
+    # dimension but not in the flattened data (the runs fail, tested)
+    x34 = vi("x", TensorProto.FLOAT, [3, 4])
+    gnd = model([helper.make_node("GatherND", ["x", "i"], ["y"])], [x34, vi("i", TensorProto.INT64, [1, 2])],
+                [vi("y", TensorProto.FLOAT, [1])])
+    onnx.save(gnd, f"{out}/gathernd_idx.onnx")
+    gel = model([helper.make_node("GatherElements", ["x", "i"], ["y"], axis=1)],
+                [x34, vi("i", TensorProto.INT64, [3, 1])], [vi("y", TensorProto.FLOAT, [3, 1])])
+    onnx.save(gel, f"{out}/gather_elements_idx.onnx")
+    np.save(f"{out}/x34.npy", np.arange(12, dtype=np.float32).reshape(3, 4))
+    np.save(f"{out}/nd_bad.npy", np.array([[0, 5]], np.int64))      # column 5 of 4 (flat 5: inside)
+    np.save(f"{out}/nd_ok.npy", np.array([[2, -1]], np.int64))      # x[2, 3] = 11
+    np.save(f"{out}/el_bad.npy", np.array([[0], [4], [1]], np.int64))  # column 4 of 4 in row 1
+    np.save(f"{out}/el_ok.npy", np.array([[0], [-1], [1]], np.int64))  # 0, 7, 9
     # external data: a weight file that is missing, and one that is too short
     w = numpy_helper.from_array(np.ones((2, 3), np.float32), "w")
     ext = model([helper.make_node("Add", ["x", "w"], ["y"])], [x], [y], inits=[w])

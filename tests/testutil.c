@@ -160,13 +160,18 @@ void tu_rmtree(const char *dir) {
 }
 
 char *tu_write_npy_f32(const char *dir, const char *name, const float *v, int rank, const long *dims) {
+  return tu_write_npy(dir, name, "<f4", sizeof(float), v, rank, dims);
+}
+
+char *tu_write_npy(const char *dir, const char *name, const char *descr, size_t elem, const void *v, int rank,
+                   const long *dims) {
   char hdr[256], shape[160] = "";
   long count = 1;
   for (int d = 0, k = 0; d < rank; d++) {
     k += snprintf(shape + k, sizeof shape - (size_t)k, "%ld%s", dims[d], rank == 1 || d + 1 < rank ? ", " : "");
     count *= dims[d];
   }
-  int len = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", shape);
+  int len = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }", descr, shape);
   while ((10 + len + 1) % 64) hdr[len++] = ' ';
   hdr[len++] = '\n';
   char *path = NULL;
@@ -180,7 +185,7 @@ char *tu_write_npy_f32(const char *dir, const char *name, const float *v, int ra
   fwrite("\x93NUMPY\x01\x00", 1, 8, f);
   fwrite(hl, 1, 2, f);
   fwrite(hdr, 1, (size_t)len, f);
-  fwrite(v, sizeof(float), (size_t)count, f);
+  fwrite(v, elem, (size_t)count, f);
   return fclose(f) == 0 ? path : (free(path), NULL);
 }
 

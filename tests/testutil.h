@@ -28,6 +28,9 @@ char *tu_tmpdir(void);
 void tu_rmtree(const char *dir);
 /* A float32 .npy of the given shape at dir/name; the path (malloc'd) or NULL. */
 char *tu_write_npy_f32(const char *dir, const char *name, const float *v, int rank, const long *dims);
+/* The same for any dtype: `descr` is NumPy's ("|b1", "<i4"), elem its size. */
+char *tu_write_npy(const char *dir, const char *name, const char *descr, size_t elem, const void *v, int rank,
+                   const long *dims);
 /* The values of a float32 .npy (malloc'd; *count set), or NULL. */
 float *tu_read_npy_f32(const char *path, long *count);
 /* tests/tf/graphs/NAME.pbtxt encoded as a binary GraphDef (protoc --encode

@@ -98,3 +98,10 @@ kg_ref kc_fe_cast(kc_grad_ctx *g, kg_ref x, kiln_dtype to) {
   kg_attr a = kb_attr_dtype("to", to);
   return kb_node(g, KC_OP_CAST, &x, 1, &a, 1);
 }
+
+kg_ref kc_fe_select(kc_grad_ctx *g, kg_ref cond, kg_ref a, kg_ref b) {
+  if (cond.node < 0 || a.node < 0 || b.node < 0) return KG_NOREF;
+  if (kb_type(g, cond)->shape.rank) cond = kb_reshape(g, cond, &(kg_shape){0});
+  kg_ref in[3] = {cond, a, b};
+  return kb_node(g, KC_OP_SELECT, in, 3, NULL, 0);
+}

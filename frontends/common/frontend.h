@@ -29,5 +29,10 @@ kg_ref kc_fe_expr(kc_grad_ctx *g, const char *expr, const kg_ref *in, int n_in, 
 kg_ref kc_fe_transpose(kc_grad_ctx *g, kg_ref x, const int64_t *perm, int rank);
 /* cast(x, to); x itself when it has that dtype already. */
 kg_ref kc_fe_cast(kc_grad_ctx *g, kg_ref x, kiln_dtype to);
+/* A conditional's result when its condition is known only at run time:
+ * both branches are computed and select(cond, a, b) picks one; cond holds
+ * one element (reshaped to a scalar, which select broadcasts).  a and b
+ * must have one type (the callers check it, naming their node). */
+kg_ref kc_fe_select(kc_grad_ctx *g, kg_ref cond, kg_ref a, kg_ref b);
 
 #endif

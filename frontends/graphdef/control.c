@@ -13,7 +13,12 @@
  * Which frame a node is in is found once, before converting (gd_ctl_analyze):
  * an Enter is in its frame_name's frame, an Exit in the frame around its
  * input's, a Merge where its Enter input is, any other node in the innermost
- * frame among its inputs (data and control).  Loops may nest. */
+ * frame among its inputs (data and control).  Loops may nest.
+ *
+ * A Switch whose predicate is not a LoopCond, and a Merge without a
+ * NextIteration, belong to a tf.cond: cond.c converts them.  A loop inside
+ * a conditional's branch is dead when a value entering it is (the branch
+ * is not taken), and carries the branch's guard to its Exits. */
 #include "frontends/graphdef/gd.h"
 #include <stdlib.h>
 #include <string.h>
@@ -224,16 +229,29 @@ const char *gd_ctl_name(gd_ctx *c, const gd_scope *s, const char *name) {
 
 /* ---- unrolling ---- */
 
-/* Output idx of node k, converted in its scope as seen from s. */
-static bool value(gd_ctx *c, gd_scope *s, int k, int idx, kg_ref *r) {
+/* Output idx of node k, converted in its scope as seen from s, and its
+ * guard (cond.c); user >= 0: the node needing it, for which a dead value
+ * is an error; user < 0: a dead value is returned (gd_is_dead). */
+static bool value(gd_ctx *c, gd_scope *s, int user, int k, int idx, kg_ref *r, const gd_guard **g) {
   gd_scope *o = gd_ctl_scope(c, s, k);
   if (!o) return gd_ctl_bad_input(c, -1, k);
   if (!gd_walk(c, o, k)) return false;
   const gd_val *v = gd_val_of(o, k);
-  if (idx >= v->n_out || v->out[idx].node == KG_NOREF.node)
+  *r = gd_val_out(v, idx);
+  if (r->node == KG_NOREF.node)
     return kc_error(c->d, (kc_loc){c->path, 0, 0}, "%s has no output %d", gd_node_label(c, k), idx);
-  *r = v->out[idx];
+  if (gd_is_dead(*r) && user >= 0) return gd_cond_dead_use(c, user, NULL, *r);
+  if (g) *g = gd_val_guard(v, idx);
   return true;
+}
+
+/* Gives node k in scope s one output r with guard g (dead: r dead). */
+static void set_value(gd_ctx *c, gd_scope *s, int k, kg_ref r, const gd_guard *g) {
+  gd_val *v = gd_val_of(s, k);
+  gd_node n = {.n_out = 1, .out = kc_alloc(c->m->arena, sizeof(kg_ref)), .guard = g};
+  n.out[0] = r;
+  gd_cond_record(c, &n, v);
+  if (!v->state) v->state = 2;
 }
 
 static long max_iterations(gd_ctx *c) {
@@ -275,20 +293,31 @@ static bool run_loop(gd_ctx *c, gd_scope *s, int f, gd_node *exit) {
   int *nexts = kc_alloc(c->m->arena, sizeof(int) * (size_t)(fr->n_merges + 1));
   fr->running = true;
   bool ok = true, own = false; /* own: the message is about the loop itself */
+  kg_ref dead = KG_NOREF;
+  const gd_guard *guard = NULL, *g = NULL; /* the entering values', together */
   for (int i = 0; ok && i < fr->n_merges; i++) {
     int e = -1, ei = 0;
-    ok = merge_inputs(c, fr->merges[i], &e, &ei, &nexts[i]) && value(c, &in, e, ei, &cur[i]);
+    ok = merge_inputs(c, fr->merges[i], &e, &ei, &nexts[i]) && value(c, &in, -1, e, ei, &cur[i], &g);
+    if (ok && gd_is_dead(cur[i])) dead = cur[i];
+    else if (ok) ok = gd_guard_join(c, fr->merges[i], guard, g, &guard);
+  }
+  if (ok && gd_is_dead(dead)) { /* inside a conditional's branch not taken */
+    for (int i = 0; i < fr->n_exits; i++) set_value(c, s, fr->exits[i], dead, NULL);
+    fr->running = false;
+    return true;
   }
   long max = max_iterations(c);
   for (in.iter = 0; ok;) {
     if (in.iter) memset(in.val, 0, sizeof(gd_val) * (size_t)fr->n_members);
     for (int i = 0; i < fr->n_merges; i++) {
       gd_val *v = gd_val_of(&in, fr->merges[i]);
-      *v = (gd_val){.state = 2, .n_out = 2, .out = kc_alloc(c->m->arena, sizeof(kg_ref) * 2)};
-      v->out[0] = cur[i], v->out[1] = KG_NOREF; /* value_index: not converted */
+      gd_node n = {.n_out = 2, .out = kc_alloc(c->m->arena, sizeof(kg_ref) * 2), .guard = guard};
+      n.out[0] = cur[i], n.out[1] = KG_NOREF; /* value_index: not converted */
+      gd_cond_record(c, &n, v);
+      v->state = 2;
     }
     kg_ref r;
-    if (!(ok = value(c, &in, cond, 0, &r))) break;
+    if (!(ok = value(c, &in, cond, cond, 0, &r, NULL))) break;
     const kg_tensor *t = gd_is_list(r) ? NULL : gd_const(c, r);
     if (!t || kg_shape_numel(&t->type.shape) != 1) {
       gd_fail(c, &cn, "the while loop '%s' has a trip count that depends on run-time data; kiln unrolls only loops "
@@ -303,7 +332,7 @@ static bool run_loop(gd_ctx *c, gd_scope *s, int f, gd_node *exit) {
       ok = false, own = true;
       break;
     }
-    for (int i = 0; ok && i < fr->n_merges; i++) ok = value(c, &in, nexts[i], 0, &next[i]);
+    for (int i = 0; ok && i < fr->n_merges; i++) ok = value(c, &in, nexts[i], nexts[i], 0, &next[i], NULL);
     if (!ok) break;
     kg_ref *t2 = cur;
     cur = next, next = t2;
@@ -315,12 +344,8 @@ static bool run_loop(gd_ctx *c, gd_scope *s, int f, gd_node *exit) {
     int x = fr->exits[i], src, idx;
     kg_ref r;
     data_input(c, x, 0, &src, &idx);
-    if (!(ok = value(c, &in, src, idx, &r))) break;
-    gd_val *v = gd_val_of(s, x);
-    v->n_out = 1;
-    v->out = kc_alloc(c->m->arena, sizeof(kg_ref));
-    v->out[0] = r;
-    if (!v->state) v->state = 2;
+    if (!(ok = value(c, &in, x, src, idx, &r, NULL))) break;
+    set_value(c, s, x, r, guard);
   }
   fr->running = false;
   return ok;
@@ -363,21 +388,19 @@ static bool cv_loop_cond(gd_ctx *c, gd_node *n) {
 }
 
 /* Inside a loop both outputs carry the value: the body (output 1) is only
- * converted while the condition holds, the Exits (output 0) after. */
+ * converted while the condition holds, the Exits (output 0) after.  A
+ * Switch of another predicate is a tf.cond's (cond.c). */
 static bool cv_switch(gd_ctx *c, gd_node *n) {
   int src, idx;
   if (!gd_inputs(c, n, 2, false)) return false;
-  if (!data_input(c, n->k, 1, &src, &idx) || !is_op(c, src, "LoopCond"))
-    return gd_fail(c, n, "its predicate is not a LoopCond: kiln converts Switch only inside a TensorFlow 1.x while "
-                         "loop (tf.cond's Switch and Merge are not supported)");
+  if (!data_input(c, n->k, 1, &src, &idx) || !is_op(c, src, "LoopCond")) return gd_cond_switch(c, n);
   return pass(c, n, 2);
 }
 
-/* A loop's Merge gets its values from run_loop; any other is refused. */
+/* A loop's Merge gets its values from run_loop (reaching this one, it has
+ * no Enter); a Merge without a NextIteration is a tf.cond's (cond.c). */
 static bool cv_merge(gd_ctx *c, gd_node *n) {
-  if (!has_back_edge(c, n->k))
-    return gd_fail(c, n, "a Merge without a NextIteration input (tf.cond) is not supported: kiln converts Merge only "
-                         "at the head of a TensorFlow 1.x while loop");
+  if (!has_back_edge(c, n->k)) return gd_cond_merge(c, n);
   return gd_fail(c, n, "merges a NextIteration, but no Enter leads to it: not a while loop kiln understands (a "
                        "loop's Merge takes its Enter and its NextIteration)");
 }

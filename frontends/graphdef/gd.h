@@ -15,7 +15,12 @@
  * root), or one iteration of a TensorFlow 1.x while loop, whose nodes
  * control.c converts anew each iteration (the loop is unrolled).  A
  * TensorList (ops_list.c) exists only at import time: its value is a list
- * of kiln references, carried as a gd_list reference. */
+ * of kiln references, carried as a gd_list reference.
+ *
+ * tf.cond's Switch and Merge (cond.c) give values a guard: the run-time
+ * predicates (and sides) under which they exist; a value on the side of a
+ * Switch whose predicate folded to the other constant is dead, and so is
+ * every node that takes it (such a node is never converted). */
 #ifndef KILN_GD_H
 #define KILN_GD_H
 
@@ -30,11 +35,22 @@ typedef struct gd_weight {
   kg_tensor t;
 } gd_weight;
 
+/* A guard (cond.c): the value exists when every run-time predicate of the
+ * list has its side; NULL, always.  Lists are immutable (arena), shared. */
+typedef struct gd_guard {
+  kg_ref pred;          /* the predicate's kiln value (identities skipped) */
+  bool side;            /* the true branch (Switch output 1) or the false one */
+  int sw;               /* the Switch node that added it (messages) */
+  const struct gd_guard *next;
+} gd_guard;
+
 /* What one TensorFlow node converted to, in one scope. */
 typedef struct gd_val {
   int state;            /* 0 not seen, 1 being converted (on the stack), 2 done, 3 fed */
   int n_out;
-  kg_ref *out;          /* its outputs' kiln references */
+  kg_ref *out;          /* its outputs' kiln references (a dead output: gd_dead) */
+  int dead;             /* 1 + the Switch whose untaken side the node depends on; 0 live */
+  const gd_guard **guard; /* per output; NULL: none anywhere */
 } gd_val;
 
 /* Where nodes are converted: the root (the graph), or one iteration of a
@@ -58,6 +74,10 @@ typedef struct gd_list {
 /* A kg_ref whose node is GD_LIST_NODE is TensorList number `index`. */
 #define GD_LIST_NODE (-2)
 static inline bool gd_is_list(kg_ref r) { return r.node == GD_LIST_NODE; }
+/* A dead value (the untaken side of Switch `index`, cond.c). */
+#define GD_DEAD_NODE (-3)
+static inline bool gd_is_dead(kg_ref r) { return r.node == GD_DEAD_NODE; }
+static inline kg_ref gd_dead(int sw) { return (kg_ref){.node = GD_DEAD_NODE, .index = sw}; }
 
 typedef struct gd_ctx {
   kg_module *m;
@@ -88,6 +108,9 @@ typedef struct gd_node {
   kg_ref *in;
   int n_out;
   kg_ref *out;          /* written by the converter (gd_outputs sets the count) */
+  const gd_guard **in_guard; /* per data input (cond.c) */
+  const gd_guard *guard;     /* the outputs' guard: the inputs' together (Merge sets its own) */
+  const gd_guard **out_guard; /* per output, where they differ (Switch); NULL: guard */
 } gd_node;
 
 typedef bool (*gd_convert_fn)(gd_ctx *c, gd_node *n);
@@ -130,6 +153,21 @@ bool gd_ctl_exit(gd_ctx *c, gd_scope *s, int k);
 /* The name kiln nodes of TensorFlow node `name` get in scope s: the name,
  * with the iteration(s) appended inside loops ("x/iter2"). */
 const char *gd_ctl_name(gd_ctx *c, const gd_scope *s, const char *name);
+
+/* ---- conditionals: tf.cond's Switch and Merge (cond.c) ---- */
+/* Output idx of v (gd_dead(sw) when v is dead) and its guard. */
+kg_ref gd_val_out(const gd_val *v, int idx);
+const gd_guard *gd_val_guard(const gd_val *v, int idx);
+/* The guard of a node taking values guarded by a and b; false with a
+ * message naming node k when they need both sides of one predicate. */
+bool gd_guard_join(gd_ctx *c, int k, const gd_guard *a, const gd_guard *b, const gd_guard **out);
+/* Records n's results in v: outputs, guards (n->out_guard or n->guard). */
+void gd_cond_record(gd_ctx *c, const gd_node *n, gd_val *v);
+/* Fails: node k (-1: a fetch `what`) needs dead value r. */
+bool gd_cond_dead_use(gd_ctx *c, int k, const char *what, kg_ref r);
+/* Switch and Merge of a tf.cond (control.c's converters hand them over). */
+bool gd_cond_switch(gd_ctx *c, gd_node *n);
+bool gd_cond_merge(gd_ctx *c, gd_node *n);
 
 /* ---- errors ---- */
 /* Records "path: error: node 'x' (Op): message"; returns false. */

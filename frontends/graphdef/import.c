@@ -14,7 +14,9 @@
  * What each node converted to is recorded in a scope (gd.h): the root for
  * the graph, one per iteration for the nodes inside a TensorFlow 1.x while
  * loop, which control.c unrolls by walking the loop's nodes again in a
- * fresh scope each iteration. */
+ * fresh scope each iteration.  A node taking a dead value (the untaken side
+ * of a tf.cond's Switch, cond.c) is dead itself and is not converted; a
+ * Merge alone takes dead inputs, and decides. */
 #include "frontends/common/frontend.h"
 #include "frontends/graphdef/gd.h"
 #include "passes/fold.h"
@@ -181,22 +183,31 @@ static bool convert(gd_ctx *c, gd_scope *s, int k) {
   const Tensorflow__NodeDef *p = c->gdef->node[k];
   gd_node n = {.p = p, .k = k, .label = gd_node_label(c, k)};
   const char *op_name = str(p->op);
-  bool fed = gd_val_of(s, k)->state == 3;
+  bool fed = gd_val_of(s, k)->state == 3, merge = !strcmp(op_name, "Merge");
+  kg_ref dead = KG_NOREF; /* a dead input (data or control) */
   n.in = kc_alloc(c->m->arena, sizeof(kg_ref) * (p->n_input + 1));
+  n.in_guard = kc_alloc(c->m->arena, sizeof(gd_guard *) * (p->n_input + 1));
   for (size_t i = 0; !fed && i < p->n_input; i++) { /* a fed node's inputs are not computed */
     int src, idx;
     bool ctrl;
     gd_parse_input(c, p->input[i], &src, &idx, &ctrl); /* checked by the walk */
-    if (ctrl) continue;
     gd_scope *o = gd_ctl_scope(c, s, src);
     const gd_val *v = o ? gd_val_of(o, src) : NULL;
     if (!v || v->state < 2) { /* left to control.c (a loop's Merge) */
-      n.in[n.n_in++] = KG_NOREF;
+      if (!ctrl) n.in_guard[n.n_in] = NULL, n.in[n.n_in++] = KG_NOREF;
       continue;
     }
-    if (idx >= v->n_out || v->out[idx].node == KG_NOREF.node)
+    kg_ref r = gd_val_out(v, ctrl ? 0 : idx);
+    if (!ctrl && r.node == KG_NOREF.node)
       return gd_fail(c, &n, "input '%s': %s has no output %d", p->input[i], gd_node_label(c, src), idx);
-    n.in[n.n_in++] = v->out[idx];
+    const gd_guard *g = gd_val_guard(v, ctrl ? 0 : idx);
+    if (gd_is_dead(r)) dead = r;
+    else if (!merge && !gd_guard_join(c, k, n.guard, g, &n.guard)) return false;
+    if (!ctrl) n.in_guard[n.n_in] = g, n.in[n.n_in++] = r;
+  }
+  if (gd_is_dead(dead) && !merge) { /* on a side not taken: never converted */
+    gd_val_of(s, k)->dead = dead.index + 1;
+    return true;
   }
   int before = c->m->n_nodes;
   const char *name = gd_ctl_name(c, s, str(p->name));
@@ -239,8 +250,7 @@ static bool convert(gd_ctx *c, gd_scope *s, int k) {
     for (int i = before; i < c->m->n_nodes; i++)
       if (c->m->nodes[i].op != KC_OP_CONST) c->m->nodes[i].device = kc_sprintf(c->m->arena, "%s:%d", kind, dev_idx);
   gd_val *v = gd_val_of(s, k);
-  v->n_out = n.n_out;
-  v->out = n.out;
+  gd_cond_record(c, &n, v);
   size_t pl = strlen(c->g.prefix);
   for (int i = 0; i < n.n_out; i++) {
     kg_ref r = n.out[i];
@@ -357,7 +367,9 @@ static bool add_fetch(gd_ctx *c, kg_entry *e, kg_ref r, const char *tf_name) {
   return true;
 }
 
-static bool fetch_ref(gd_ctx *c, const char *name, kg_ref *r, int *node) {
+/* The value fetch `name` names; a dead one is an error, or (skip_dead: the
+ * fetches by default) a dead *r. */
+static bool fetch_ref(gd_ctx *c, const char *name, bool skip_dead, kg_ref *r, int *node) {
   int k, idx;
   bool ctrl;
   kc_loc at = {c->path, 0, 0};
@@ -366,6 +378,8 @@ static bool fetch_ref(gd_ctx *c, const char *name, kg_ref *r, int *node) {
   if (k < 0) return kc_error(c->d, at, "fetch '%s': the graph has no node named so", name);
   if (!gd_walk(c, &c->root, k)) return false;
   const gd_val *v = gd_val_of(&c->root, k);
+  *r = gd_val_out(v, idx);
+  if (gd_is_dead(*r)) return skip_dead || gd_cond_dead_use(c, -1, name, *r);
   if (idx < v->n_out && gd_is_list(v->out[idx]))
     return kc_error(c->d, at, "fetch '%s': %s gives a TensorList, which kiln keeps only while importing (fetch its "
                               "TensorListStack)", name, gd_node_label(c, k));
@@ -399,6 +413,7 @@ static bool import_graph(gd_ctx *c) {
   }
   /* the fetch list: --fetch, the signature, or every node nothing consumes */
   int n_f = 0;
+  bool by_default = false;
   const char **fetch = kc_alloc(c->m->arena, sizeof(char *) * (nn + 1 + (size_t)c->n_sig_outputs +
                                                                 (size_t)(c->opts ? c->opts->n_fetches : 0)));
   if (c->opts && c->opts->n_fetches)
@@ -417,13 +432,18 @@ static bool import_graph(gd_ctx *c) {
       const char *op = str(c->gdef->node[k]->op);
       if (!used[k] && strcmp(op, "NoOp") && strcmp(op, "Const") && strcmp(op, "Placeholder")) fetch[n_f++] = c->gdef->node[k]->name;
     }
-    if (!n_f) return kc_error(c->d, at, "no node computes an output (each is consumed, or a Const, Placeholder or "
-                                        "NoOp); name what to compute with --fetch");
+    by_default = true;
   }
   kg_ref *refs = kc_alloc(c->m->arena, sizeof(kg_ref) * (size_t)(n_f + 1));
   int *nodes = kc_alloc(c->m->arena, sizeof(int) * (size_t)(n_f + 1));
-  for (int i = 0; i < n_f; i++)
-    if (!fetch_ref(c, fetch[i], &refs[i], &nodes[i])) return false;
+  int kept = 0; /* by default, a dead value (a tf.cond's side not taken) is left out */
+  for (int i = 0; i < n_f; i++) {
+    if (!fetch_ref(c, fetch[i], by_default, &refs[kept], &nodes[kept])) return false;
+    if (!gd_is_dead(refs[kept])) fetch[kept++] = fetch[i];
+  }
+  n_f = kept;
+  if (!n_f) return kc_error(c->d, at, "no node computes an output (each is consumed, or a Const, Placeholder or NoOp, "
+                                      "or on the side of a tf.cond not taken); name what to compute with --fetch");
   kg_entry e = {.name = "main", .loc = at};
   e.feeds = kc_alloc(c->m->arena, sizeof(int) * (nn + 1));
   /* feeds: --feed's order, else the graph's */

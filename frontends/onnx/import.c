@@ -337,9 +337,7 @@ static bool cv_if(ox_ctx *c, ox_node *n) {
                            "(%s vs %s); give the inputs it depends on with --input-value", k,
                      kg_type_str(ox_type(c, outs[0][k]), (char[64]){0}, 64),
                      kg_type_str(ox_type(c, outs[1][k]), (char[64]){0}, 64));
-    kg_ref in[3] = {n->in[0], outs[0][k], outs[1][k]};
-    if (ox_type(c, in[0])->shape.rank) in[0] = ox_reshape(c, in[0], &(kg_shape){0});
-    n->out[k] = kb_node(&c->g, KC_OP_SELECT, in, 3, NULL, 0);
+    n->out[k] = kc_fe_select(&c->g, n->in[0], outs[0][k], outs[1][k]);
   }
   return !c->g.failed;
 }

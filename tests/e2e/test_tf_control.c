@@ -1,7 +1,8 @@
-/* test_tf_control.c — TensorFlow 1.x while loops in the TensorFlow importer
- * (frontends/graphdef/control.c unrolls them; ops_list.c holds TensorLists):
- * the hand-written graphs tests/tf/graphs/while_*.pbtxt and the malformed
- * ones, encoded with protoc --encode as in test_tf_import.c.
+/* test_tf_control.c — TensorFlow 1.x control flow in the TensorFlow importer
+ * (frontends/graphdef/control.c unrolls while loops; ops_list.c holds
+ * TensorLists; cond.c converts tf.cond): the hand-written graphs
+ * tests/tf/graphs/while_*.pbtxt, cond_*.pbtxt and the malformed ones,
+ * encoded with protoc --encode as in test_tf_import.c.
  *
  * tf_control: a counter loop (i < 5: x = 2x + 1), a loop-invariant Enter
  * (is_constant) with the counter used in the body, a loop that runs no
@@ -16,7 +17,16 @@
  * with no Enter, a TensorList into a non-list op, a fetch from inside a
  * loop: each exit status 1 with its message.  handtrack (@vladmandic/human,
  * when `make tf-ref` fetched it) gets through its map loop and stops at
- * NonMaxSuppressionV5, whose output size depends on the data. */
+ * NonMaxSuppressionV5, whose output size depends on the data.
+ *
+ * tf_cond: constant predicates each way (the untaken branches hold an op
+ * kiln lacks), a predicate fed at run time with true and with false,
+ * Merge's value_index, conds inside a while loop body (one constant in each
+ * iteration, one fed), while loops inside branches (one taken, one dead),
+ * a batch-norm-like is_training switch, and the .kg of
+ * `kiln import`.  tf_cond_errors: branches of different shapes under a
+ * run-time predicate, a Merge of Switches of two predicates, a fetch of a
+ * dead value. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +42,8 @@ static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(tf_control, .init = setup, .fini = teardown);
 TestSuite(tf_control_errors, .init = setup, .fini = teardown);
+TestSuite(tf_cond, .init = setup, .fini = teardown);
+TestSuite(tf_cond_errors, .init = setup, .fini = teardown);
 
 static const char *path_of(const char *name) {
   static char buf[8][600];
@@ -268,4 +280,166 @@ Test(tf_control_errors, handtrack_stops_at_non_max_suppression) {
   cr_expect_eq(r.status, 0, "the map loop:\n%s", r.err);
   cr_expect(strstr(r.out, "f32[1,320,320,3]"), "%s", r.out);
   tu_free(&r);
+}
+
+/* ---- tf.cond ---- */
+
+/* "NAME=DIR/NAME.npy" holding the bool scalar v. */
+static const char *feed_bool(const char *name, bool v) {
+  char file[200];
+  snprintf(file, sizeof file, "%s_%d.npy", name, v);
+  unsigned char b = v;
+  char *p = tu_write_npy(dir, file, "|b1", 1, &b, 0, NULL);
+  cr_assert(p);
+  static char buf[4][700];
+  static int k;
+  char *s = buf[k++ % 4];
+  snprintf(s, sizeof buf[0], "%s=%s", name, p);
+  free(p);
+  return s;
+}
+
+/* The integer `fetch` prints (feeds as run_fetch's). */
+static long run_print(const char *bin, const char *feed1, const char *feed2, const char *fetch) {
+  char f1[700], f2[700];
+  snprintf(f1, sizeof f1, "%s", feed1);
+  snprintf(f2, sizeof f2, "%s", feed2 ? feed2 : "");
+  char *argv[] = {(char *)bin, "--feed", f1, "--fetch", (char *)fetch, feed2 ? "--feed" : NULL, f2, NULL};
+  tu_result r = tu_run(argv, 60);
+  cr_assert_eq(r.status, 0, "%s:\n%s", bin, r.err);
+  char *end;
+  long v = strtol(r.out, &end, 10);
+  cr_assert(end != r.out, "%s --fetch %s printed '%s'", bin, fetch, r.out);
+  tu_free(&r);
+  return v;
+}
+
+/* a: pred true, x * 2 (false branch: FancyOp); b: pred false, x + 1 (true
+ * branch: FancyOp). */
+Test(tf_cond, constant_predicate_each_way) {
+  const char *pb = encode("cond_const");
+  build(pb, path_of("cconst"), NULL, NULL);
+  const char *fx = feed("x", X3, 2, (long[]){1, 3});
+  float wa[3], wb[3];
+  for (int k = 0; k < 3; k++) wa[k] = X3[k] * 2, wb[k] = X3[k] + 1;
+  float *ya = run_fetch(path_of("cconst"), fx, NULL, "ya", 3);
+  float *yb = run_fetch(path_of("cconst"), fx, NULL, "yb", 3);
+  expect_values("ya", ya, wa, 3);
+  expect_values("yb", yb, wb, 3);
+  free(ya);
+  free(yb);
+  /* value_index: the input taken (the Merges are (false, true)) */
+  cr_expect_eq(run_print(path_of("cconst"), fx, NULL, "ia"), 1);
+  cr_expect_eq(run_print(path_of("cconst"), fx, NULL, "ib"), 0);
+  /* only the taken branches are converted; the Merges become their value */
+  char *imp[] = {(char *)tu_kiln(), "import", (char *)pb, NULL};
+  tu_result r = tu_run(imp, 120);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_expect(!strstr(r.out, "fancy") && !strstr(r.out, "select("), "%s", r.out);
+  cr_expect(strstr(r.out, "ia = const<i32[]>(1)") && strstr(r.out, "ib = const<i32[]>(0)"), "%s", r.out);
+  tu_free(&r);
+}
+
+/* p ? 3 x + 1 : -x, and value_index p ? 1 : 0, for both feeds */
+Test(tf_cond, runtime_predicate) {
+  const char *pb = encode("cond_runtime");
+  build(pb, path_of("crt"), NULL, NULL);
+  const char *fx = feed("x", X3, 2, (long[]){1, 3});
+  for (int p = 0; p < 2; p++) {
+    float want[3];
+    for (int k = 0; k < 3; k++) want[k] = p ? X3[k] * 3 + 1 : -X3[k];
+    float *y = run_fetch(path_of("crt"), fx, feed_bool("p", p), "y", 3);
+    expect_values(p ? "y (p true)" : "y (p false)", y, want, 3);
+    free(y);
+    cr_expect_eq(run_print(path_of("crt"), fx, feed_bool("p", p), "index"), p, "index with p = %d", p);
+  }
+}
+
+Test(tf_cond, import_kg_builds_the_same) {
+  const char *pb = encode("cond_runtime");
+  char *argv[] = {(char *)tu_kiln(), "import", (char *)pb, "-o", (char *)path_of("crt.kg"), NULL};
+  tu_result r = tu_run(argv, 120);
+  cr_assert_eq(r.status, 0, "kiln import:\n%s", r.err);
+  tu_free(&r);
+  build(path_of("crt.kg"), path_of("crt_kg"), NULL, NULL);
+  const char *fx = feed("x", X3, 2, (long[]){1, 3});
+  for (int p = 0; p < 2; p++) {
+    float want[3];
+    for (int k = 0; k < 3; k++) want[k] = p ? X3[k] * 3 + 1 : -X3[k];
+    float *y = run_fetch(path_of("crt_kg"), fx, feed_bool("p", p), "y", 3);
+    expect_values("y (.kg)", y, want, 3);
+    free(y);
+  }
+}
+
+/* i = 0..3: x = i < 2 ? x * 2 : x + 1 (folds each iteration); z = p ? z + 1 : z - 1 */
+Test(tf_cond, cond_inside_a_while_loop) {
+  build(encode("cond_in_while"), path_of("ciw"), NULL, NULL);
+  const char *fx = feed("x", X3, 2, (long[]){1, 3});
+  float wy[3];
+  for (int k = 0; k < 3; k++) wy[k] = X3[k] * 4 + 2;
+  for (int p = 0; p < 2; p++) {
+    float ww[3];
+    for (int k = 0; k < 3; k++) ww[k] = X3[k] + (p ? 4 : -4);
+    float *y = run_fetch(path_of("ciw"), fx, feed_bool("p", p), "y", 3);
+    float *w = run_fetch(path_of("ciw"), fx, feed_bool("p", p), "w", 3);
+    expect_values("y", y, wy, 3);
+    expect_values(p ? "w (p true)" : "w (p false)", w, ww, 3);
+    free(y);
+    free(w);
+  }
+}
+
+/* a: pred true, a loop in the true branch (v += v, 3 times); b: pred false,
+ * a loop of FancyOp in the untaken true branch (dead: never unrolled). */
+Test(tf_cond, while_loop_inside_a_branch) {
+  build(encode("cond_while_inside"), path_of("cwi"), NULL, NULL);
+  const char *fx = feed("x", X3, 2, (long[]){1, 3});
+  float wa[3], wb[3];
+  for (int k = 0; k < 3; k++) wa[k] = X3[k] * 8, wb[k] = X3[k] * 2;
+  float *ya = run_fetch(path_of("cwi"), fx, NULL, "ya", 3);
+  float *yb = run_fetch(path_of("cwi"), fx, NULL, "yb", 3);
+  expect_values("ya", ya, wa, 3);
+  expect_values("yb", yb, wb, 3);
+  free(ya);
+  free(yb);
+}
+
+/* training ? (x - mean) / sqrt(var + eps) : (x - mm) / sqrt(mv + eps) */
+Test(tf_cond, batch_norm_is_training_switch) {
+  build(encode("cond_batchnorm"), path_of("cbn"), NULL, NULL);
+  float x[6] = {1, -2, 0.5f, 3, 4, -1.5f}, mm[3] = {0.5f, -1, 2}, mv[3] = {4, 0.25f, 1};
+  const char *fx = feed("x", x, 2, (long[]){2, 3});
+  for (int t = 0; t < 2; t++) {
+    float want[6];
+    for (int j = 0; j < 3; j++) {
+      float mean = (x[j] + x[3 + j]) / 2, var = 0;
+      for (int i = 0; i < 2; i++) var += (x[3 * i + j] - mean) * (x[3 * i + j] - mean) / 2;
+      for (int i = 0; i < 2; i++)
+        want[3 * i + j] = t ? (x[3 * i + j] - mean) / sqrtf(var + 0.001f) : (x[3 * i + j] - mm[j]) / sqrtf(mv[j] + 0.001f);
+    }
+    float *y = run_fetch(path_of("cbn"), fx, feed_bool("training", t), "y", 6);
+    for (int i = 0; i < 6; i++)
+      cr_expect(fabsf(y[i] - want[i]) <= 1e-5f * (1 + fabsf(want[i])), "y[%d] = %g, want %g (training %d)", i, y[i],
+                want[i], t);
+    free(y);
+  }
+}
+
+Test(tf_cond_errors, branch_shapes_differ) {
+  expect_error(encode("cond_shape_mismatch"), "node 'c/Merge' (Merge): the predicate is known only at run time, so "
+               "both branches are computed and the result selected, which needs one type, but the true branch (input "
+               "1, 'c/mul') gives f32[1,3] and the false branch (input 0, 'c/sum') f32[1,1]", NULL, NULL);
+}
+
+Test(tf_cond_errors, merge_of_two_predicates) {
+  expect_error(encode("cond_two_preds"), "node 'm' (Merge): cannot tell which input is which branch: a tf.cond's Merge "
+               "takes the results of its two branches, each from one side of Switch nodes of the same predicate, but "
+               "input 0 ('a') comes from output 0 of node 'sp' (Switch) and input 1 ('b') from output 1 of node 'sq' "
+               "(Switch)", NULL, NULL);
+}
+
+Test(tf_cond_errors, fetch_of_a_dead_value) {
+  expect_error(encode("cond_const"), "fetch 'a/fancy' is dead: it depends on the side of node 'a/fancy/Switch' "
+               "(Switch) that is not taken (its predicate is a constant), so it is never computed", "--fetch", "a/fancy");
 }

@@ -22,7 +22,7 @@
 static bool cv_if(ox_ctx *c, ox_node *n);
 static const ox_op control_ops[] = {{"If", cv_if}, {NULL, NULL}};
 
-static const ox_op *const families[] = {ox_ops_elementwise, ox_ops_shape, ox_ops_nn, ox_ops_reduce, ox_ops_misc, ox_ops_linalg,
+static const ox_op *const families[] = {ox_ops_elementwise, ox_ops_shape, ox_ops_nn, ox_ops_reduce, ox_ops_misc, ox_ops_linalg, ox_ops_quant,
                                         control_ops};
 
 static const ox_op *find_op(const char *name) {

@@ -1,6 +1,7 @@
 /* ops_linalg.c — MatMul (NumPy semantics: 1-D operands get a dimension
- * added and removed, batch dimensions broadcast) and Gemm, both on kiln's
- * matmul, which calls cblas or kiln's generated GEMM. */
+ * added and removed, batch dimensions broadcast), Gemm, and the integer
+ * products MatMulInteger and QLinearMatMul, all on kiln's matmul, which
+ * calls cblas or kiln's generated GEMM. */
 #include "frontends/onnx/ox.h"
 #include "passes/fold.h"
 
@@ -57,8 +58,55 @@ static bool cv_gemm(ox_ctx *c, ox_node *n) {
   return !c->g.failed;
 }
 
+/* MatMulInteger: (A - a_zero_point) (B - b_zero_point) as int32, computed
+ * in f64 (exact for 8-bit operands); a 1-D a_zero_point is per row of A, a
+ * 1-D b_zero_point per column of B. */
+static bool integer_product(ox_ctx *c, ox_node *n, int a, int azp, int b, int bzp, kg_ref *out) {
+  int ra = ox_type(c, n->in[a])->shape.rank, rb = ox_type(c, n->in[b])->shape.rank;
+  kg_ref fa, fb;
+  if (ra < 1 || rb < 1) return ox_fail(c, n, "the operands must have rank 1 or more");
+  if (!ox_minus_zero_point(c, n, a, azp, ra >= 2 ? ra - 2 : 0, &fa) ||
+      !ox_minus_zero_point(c, n, b, bzp, rb - 1, &fb))
+    return false;
+  *out = numpy_matmul(c, fa, fb, false, false);
+  return !c->g.failed;
+}
+
+static bool cv_matmul_integer(ox_ctx *c, ox_node *n) {
+  if (!ox_has(n, 0) || !ox_has(n, 1)) return ox_fail(c, n, "needs A and B");
+  kg_ref r;
+  if (!integer_product(c, n, 0, 2, 1, 3, &r)) return false;
+  n->out[0] = ox_cast(c, r, KILN_I32);
+  return !c->g.failed;
+}
+
+/* QLinearMatMul: the integer product, scaled by a_scale b_scale / y_scale
+ * and quantized to y_zero_point's type (as ONNX's reference: the scale in
+ * f32, the product and rounding in f64). */
+static bool cv_qlinear_matmul(ox_ctx *c, ox_node *n) {
+  for (int i = 0; i < 8; i++)
+    if (!ox_has(n, i)) return ox_fail(c, n, "needs a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point");
+  static const int scales_and_zero_points[] = {1, 2, 4, 5, 6, 7};
+  for (int k = 0; k < 6; k++)
+    if (kg_shape_numel(&ox_type(c, n->in[scales_and_zero_points[k]])->shape) != 1)
+      return ox_fail(c, n, "only per-tensor (scalar) scales and zero points are supported");
+  kiln_dtype to = ox_type(c, n->in[7])->dtype;
+  int lo, hi;
+  if (!ox_quant_range(to, &lo, &hi)) return ox_fail(c, n, "quantizes only to uint8 or int8 (y_zero_point's type)");
+  kg_ref in[5];
+  if (!integer_product(c, n, 0, 2, 3, 5, &in[0])) return false;
+  in[1] = n->in[1], in[2] = n->in[4], in[3] = n->in[6], in[4] = n->in[7];
+  char e[200];
+  snprintf(e, sizeof e, "cast(min(max(add(round(mul(x0, cast.f64(div(mul(x1, x2), x3)))), cast.f64(x4)), %d), %d))", lo,
+           hi);
+  n->out[0] = ox_expr(c, e, in, 5, to);
+  return !c->g.failed;
+}
+
 const ox_op ox_ops_linalg[] = {
     {"MatMul", cv_matmul},
     {"Gemm", cv_gemm},
+    {"MatMulInteger", cv_matmul_integer},
+    {"QLinearMatMul", cv_qlinear_matmul},
     {NULL, NULL},
 };

@@ -1,6 +1,8 @@
 /* ops_misc.c — ONNX ops that are not computation: Constant (every value
- * attribute form), Identity, Dropout at inference. */
+ * attribute form), Identity, Dropout at inference, and the window
+ * functions, which become constants. */
 #include "frontends/onnx/ox.h"
+#include <math.h>
 #include <string.h>
 
 static bool cv_constant(ox_ctx *c, ox_node *n) {
@@ -65,9 +67,36 @@ static bool cv_dropout(ox_ctx *c, ox_node *n) {
   return !c->g.failed;
 }
 
+/* Hann, Hamming and Blackman windows (opset 17): constants computed here,
+ * as ONNX's reference does, from a size known at compile time:
+ * w[n] = a0 - a1 cos(2 pi n / N1) + a2 cos(4 pi n / N1), N1 = size when
+ * periodic (the default), size - 1 when symmetric. */
+static bool window(ox_ctx *c, ox_node *n, double a0, double a1, double a2) {
+  int64_t *size;
+  int cnt;
+  if (!ox_has(n, 0) || !ox_const_ints(c, n, 0, &size, &cnt)) return false;
+  if (cnt != 1 || *size < 0 || *size > (1 << 24)) return ox_fail(c, n, "size must be one integer in [0, 2^24]");
+  kiln_dtype dt;
+  int32_t ot = (int32_t)ox_attr_int(n, "output_datatype", 1);
+  if (!ox_dtype(ot, &dt)) return ox_fail(c, n, "unsupported output_datatype %s", ox_dtype_name(ot));
+  double N1 = (double)(ox_attr_int(n, "periodic", 1) ? *size : *size - 1), pi = 3.14159265358979323846;
+  double *v = kc_alloc(c->m->arena, (size_t)(*size ? *size : 1) * sizeof *v);
+  for (int64_t i = 0; i < *size; i++)
+    v[i] = a0 - a1 * cos(2 * pi * (double)i / N1) + a2 * cos(4 * pi * (double)i / N1);
+  n->out[0] = ox_const_from(c, dt, &(kg_shape){1, {*size}}, v);
+  return !c->g.failed;
+}
+
+static bool cv_hann_window(ox_ctx *c, ox_node *n) { return window(c, n, 0.5, 0.5, 0); }
+static bool cv_hamming_window(ox_ctx *c, ox_node *n) { return window(c, n, 25.0 / 46, 21.0 / 46, 0); }
+static bool cv_blackman_window(ox_ctx *c, ox_node *n) { return window(c, n, 0.42, 0.5, 0.08); }
+
 const ox_op ox_ops_misc[] = {
     {"Constant", cv_constant},
     {"Identity", cv_identity},
     {"Dropout", cv_dropout},
+    {"HannWindow", cv_hann_window},
+    {"HammingWindow", cv_hamming_window},
+    {"BlackmanWindow", cv_blackman_window},
     {NULL, NULL},
 };

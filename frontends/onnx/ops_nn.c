@@ -444,6 +444,20 @@ static bool cv_conv(ox_ctx *c, ox_node *n) {
   return !c->g.failed;
 }
 
+/* ConvInteger: (x - x_zero_point) conv (w - w_zero_point) as int32,
+ * computed in f64 (exact for 8-bit operands); a 1-D w_zero_point is per
+ * output channel. */
+static bool cv_conv_integer(ox_ctx *c, ox_node *n) {
+  if (!need_inputs(c, n, 2)) return false;
+  kg_ref in[2], out = KG_NOREF;
+  if (!ox_minus_zero_point(c, n, 0, 2, 1, &in[0]) || !ox_minus_zero_point(c, n, 1, 3, 0, &in[1])) return false;
+  ox_node f = *n; /* the same node, its operands in f64, for Conv's converter */
+  f.in = in, f.n_in = 2, f.out = &out, f.n_out = 1;
+  if (!cv_conv(c, &f)) return false;
+  n->out[0] = ox_cast(c, out, KILN_I32);
+  return !c->g.failed;
+}
+
 /* ======================================================================
  * ConvTranspose: conv2d_backprop_input of the forward convolution whose
  * input is the full (unpadded) output, then cropped by the pads.
@@ -1045,6 +1059,7 @@ static bool cv_hardmax(ox_ctx *c, ox_node *n) { return softmax_like(c, n, SM_HAR
 
 const ox_op ox_ops_nn[] = {
     {"Conv", cv_conv},
+    {"ConvInteger", cv_conv_integer},
     {"ConvTranspose", cv_conv_transpose},
     {"MaxPool", cv_max_pool},
     {"AveragePool", cv_average_pool},

@@ -58,6 +58,7 @@ extern const ox_op ox_ops_nn[];
 extern const ox_op ox_ops_reduce[];
 extern const ox_op ox_ops_misc[];
 extern const ox_op ox_ops_linalg[];
+extern const ox_op ox_ops_quant[];
 
 /* ---- errors ---- */
 /* Records "path: error: node 'x' (Op): message"; returns false. */
@@ -97,6 +98,15 @@ kg_ref ox_expr(ox_ctx *c, const char *expr, const kg_ref *in, int n_in, kiln_dty
 kg_ref ox_reshape(ox_ctx *c, kg_ref x, const kg_shape *s);
 kg_ref ox_transpose(ox_ctx *c, kg_ref x, const int64_t *perm, int rank);
 kg_ref ox_cast(ox_ctx *c, kg_ref x, kiln_dtype to);
+
+/* ---- quantized operands (ops_quant.c) ---- */
+/* Operand i (uint8, int8 or int32) minus zero-point operand zi (absent: 0),
+ * in f64, where products and sums of 8-bit values stay exact; a 1-D zero
+ * point applies along axis `axis` of operand i. */
+bool ox_minus_zero_point(ox_ctx *c, ox_node *n, int i, int zi, int axis, kg_ref *out);
+/* The saturation range of uint8 [0, 255] and int8 [-128, 127]; false for
+ * other types. */
+bool ox_quant_range(kiln_dtype dt, int *lo, int *hi);
 
 /* ---- tensors and types ---- */
 /* ONNX TensorProto data type -> kiln dtype; false for types kiln lacks. */

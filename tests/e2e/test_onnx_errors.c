@@ -69,6 +69,9 @@ Test(onnx_errors, shape_mismatch_in_variadic) {
   expect_error("mean_mismatch.onnx", "do not broadcast", NULL, NULL);
   expect_error("mean_mismatch.onnx", "while converting node 'y' (Mean)", NULL, NULL);
 }
+Test(onnx_errors, quantize_to_int32) {
+  expect_error("quantize_int32.onnx", "quantizes only to uint8 or int8", NULL, NULL);
+}
 Test(onnx_errors, input_shape_wrong_rank) {
   expect_error("dynamic.onnx", "--input-shape x gives rank 3, but the model's input has rank 2", "--input-shape", "x=1,2,3");
 }
@@ -172,6 +175,15 @@ Test(onnx_errors, good_models_build_and_agree) {
   r = tu_run(b3, 120);
   cr_assert_eq(r.status, 0, "the imported .kg does not build:\n%s", r.err);
   tu_free(&r);
+  /* QuantizeLinear with no zero point: uint8, round(x / 0.5) saturated */
+  char *bq[] = {(char *)tu_kiln(), "build", path_of("quantize_nozp.onnx"), "-o", path_of("quant"), NULL};
+  r = tu_run(bq, 120);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_free(&r);
+  char *quant = run_exe(path_of("quant"), npy);
+  cr_expect(strstr(quant, "[[0 4 0]") && strstr(quant, "[8 0 12]]"), "QuantizeLinear printed:\n%s", quant);
+  free(quant);
+
   char *again = run_exe(path_of("extkg"), npy);
   cr_expect_str_eq(again, plus, "the .kg of kiln import prints\n%s\nthe .onnx build\n%s", again, plus);
   free(npy);

@@ -61,6 +61,15 @@ def main(out):
                 [x34, vi("i", TensorProto.INT64, [3, 1])], [vi("y", TensorProto.FLOAT, [3, 1])])
     onnx.save(gel, f"{out}/gather_elements_idx.onnx")
     np.save(f"{out}/x34.npy", np.arange(12, dtype=np.float32).reshape(3, 4))
+    # QuantizeLinear without a zero point (uint8), and to a type it does not quantize to
+    half = numpy_helper.from_array(np.array(0.5, np.float32), "s")
+    q = model([helper.make_node("QuantizeLinear", ["x", "s"], ["y"])], [x], [vi("y", TensorProto.UINT8, [2, 3])],
+              inits=[half])
+    onnx.save(q, f"{out}/quantize_nozp.onnx")
+    zp32 = numpy_helper.from_array(np.array(3, np.int32), "z")
+    q32 = model([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])], [x], [vi("y", TensorProto.INT32, [2, 3])],
+                inits=[half, zp32])
+    onnx.save(q32, f"{out}/quantize_int32.onnx")
     np.save(f"{out}/nd_bad.npy", np.array([[0, 5]], np.int64))      # column 5 of 4 (flat 5: inside)
     np.save(f"{out}/nd_ok.npy", np.array([[2, -1]], np.int64))      # x[2, 3] = 11
     np.save(f"{out}/el_bad.npy", np.array([[0], [4], [1]], np.int64))  # column 4 of 4 in row 1

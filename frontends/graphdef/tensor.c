@@ -59,6 +59,8 @@ float gd_half_to_float(uint16_t h) {
   return f;
 }
 
+enum { GD_MAX_CONST_BYTES = 1 << 30 }; /* 1 GiB */
+
 bool gd_tensor(gd_ctx *c, const Tensorflow__TensorProto *p, const char *what, kg_tensor *t) {
   kc_loc at = {c->path, 0, 0};
   kiln_dtype dt;
@@ -79,6 +81,11 @@ bool gd_tensor(gd_ctx *c, const Tensorflow__TensorProto *p, const char *what, kg
     numel *= dim;
   }
   int64_t bytes = kg_type_bytes(&t->type);
+  /* a splat (one value, or none) may describe a tensor far larger than the
+   * file: refuse sizes no real constant has rather than allocate them */
+  if (bytes > GD_MAX_CONST_BYTES)
+    return kc_error(c->d, at, "%s: %s is %lld bytes, above kiln's limit of %lld bytes for one constant", what,
+                    kg_type_str(&t->type, (char[64]){0}, 64), (long long)bytes, (long long)GD_MAX_CONST_BYTES);
   t->data = kc_alloc(c->m->arena, (size_t)bytes + 1);
   if (p->tensor_content.len) {
     if ((int64_t)p->tensor_content.len != bytes)

@@ -34,8 +34,9 @@ const char *ox_dtype_name(int32_t t) {
 }
 
 /* Reads `len` bytes at `off` of the external file named by the tensor's
- * entries (len -1: to the end of the file). */
-static bool read_external(ox_ctx *c, const Onnx__TensorProto *p, const char *what, void *dst, int64_t want) {
+ * entries (len -1: to the end of the file) into t's data, allocated once
+ * the file is known to hold them. */
+static bool read_external(ox_ctx *c, const Onnx__TensorProto *p, const char *what, kg_tensor *t, int64_t want) {
   const char *loc = NULL;
   long long off = 0, len = -1;
   for (size_t i = 0; i < p->n_external_data; i++) {
@@ -63,7 +64,8 @@ static bool read_external(ox_ctx *c, const Onnx__TensorProto *p, const char *wha
   else if (len != want)
     ok = kc_error(c->d, at, "%s: external data holds %lld bytes, but the tensor's type needs %lld", what, len,
                   (long long)want);
-  else if (fseek(f, off, SEEK_SET) != 0 || fread(dst, 1, (size_t)len, f) != (size_t)len)
+  else if (fseek(f, off, SEEK_SET) != 0 ||
+           fread(t->data = kc_alloc(c->m->arena, (size_t)len + 1), 1, (size_t)len, f) != (size_t)len)
     ok = kc_error(c->d, at, "%s: cannot read external data '%s'", what, path);
   fclose(f);
   return ok;
@@ -78,6 +80,7 @@ bool ox_tensor(ox_ctx *c, const Onnx__TensorProto *p, const char *what, kg_tenso
   if (p->n_dims > KILN_MAX_RANK) return kc_error(c->d, at, "%s: rank %zu is above kiln's %d", what, p->n_dims, KILN_MAX_RANK);
   t->type.dtype = dt;
   t->type.shape.rank = (int)p->n_dims;
+  t->data = NULL;
   int64_t numel = 1;
   for (size_t i = 0; i < p->n_dims; i++) {
     if (p->dims[i] < 0 || (p->dims[i] && numel > (INT64_C(1) << 40) / p->dims[i]))
@@ -85,14 +88,16 @@ bool ox_tensor(ox_ctx *c, const Onnx__TensorProto *p, const char *what, kg_tenso
     t->type.shape.dim[i] = p->dims[i];
     numel *= p->dims[i];
   }
+  /* the data is allocated only once it is known to be there: a corrupt
+   * shape must not cost its size in memory */
   int64_t bytes = kg_type_bytes(&t->type);
-  t->data = kc_alloc(c->m->arena, (size_t)bytes + 1);
   if (p->has_data_location && p->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL)
-    return read_external(c, p, what, t->data, bytes);
+    return read_external(c, p, what, t, bytes);
   if (p->has_raw_data) {
     if ((int64_t)p->raw_data.len != bytes)
       return kc_error(c->d, at, "%s: raw_data holds %zu bytes, but %s needs %lld", what, p->raw_data.len,
                       kg_type_str(&t->type, (char[64]){0}, 64), (long long)bytes);
+    t->data = kc_alloc(c->m->arena, (size_t)bytes + 1);
     if (bytes) memcpy(t->data, p->raw_data.data, (size_t)bytes); /* an empty tensor's data may be NULL */
     return true;
   }
@@ -102,6 +107,7 @@ bool ox_tensor(ox_ctx *c, const Onnx__TensorProto *p, const char *what, kg_tenso
               : dt == KILN_I64 ? p->n_int64_data : p->n_int32_data;
   if ((int64_t)have != numel)
     return kc_error(c->d, at, "%s: holds %zu values, but its shape needs %lld", what, have, (long long)numel);
+  t->data = kc_alloc(c->m->arena, (size_t)bytes + 1);
   for (int64_t i = 0; i < numel; i++) {
     switch (dt) {
     case KILN_F32: ((float *)t->data)[i] = p->float_data[i]; break;

@@ -69,6 +69,9 @@ Test(onnx_errors, shape_mismatch_in_variadic) {
   expect_error("mean_mismatch.onnx", "do not broadcast", NULL, NULL);
   expect_error("mean_mismatch.onnx", "while converting node 'y' (Mean)", NULL, NULL);
 }
+Test(onnx_errors, huge_initializer_without_data) {
+  expect_error("huge_initializer.onnx", "initializer 'w': holds 0 values, but its shape needs 2147483648", NULL, NULL);
+}
 Test(onnx_errors, quantize_to_int32) {
   expect_error("quantize_int32.onnx", "quantizes only to uint8 or int8", NULL, NULL);
 }

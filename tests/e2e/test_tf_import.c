@@ -182,6 +182,9 @@ Test(tf_errors, dangling_input) {
 Test(tf_errors, cycle) {
   expect_error(encode("cycle"), "the graph has a cycle through input", "--fetch", "a");
 }
+Test(tf_errors, huge_splat_constant) {
+  expect_error(encode("huge_const"), "above kiln's limit of 1073741824 bytes for one constant", NULL, NULL);
+}
 Test(tf_errors, corrupt_pb) {
   free(tu_write(dir, "bad.pb", "\x0a\xff\xff\x01"));
   expect_error(path_of("bad.pb"), "not a valid GraphDef", NULL, NULL);

@@ -51,6 +51,10 @@ def main(out):
     onnx.save(dom, f"{out}/custom_domain.onnx")
     dang = model([helper.make_node("Add", ["x", "nowhere"], ["y"])], [x], [y])
     onnx.save(dang, f"{out}/dangling.onnx")
+    # an initializer whose shape claims 2^31 floats (8 GiB) and holds none:
+    # refused before anything of that size is allocated
+    huge = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[1 << 31])
+    onnx.save(model([helper.make_node("Add", ["x", "w"], ["y"])], [x], [y], inits=[huge]), f"{out}/huge_initializer.onnx")
     # indices fed at run time, one coordinate out of range in its own
     # dimension but not in the flattened data (the runs fail, tested)
     x34 = vi("x", TensorProto.FLOAT, [3, 4])

@@ -228,3 +228,11 @@ char *tu_encode_graphdef(const char *dir, const char *name) {
   free(cmd);
   return out;
 }
+
+char *tu_path(const char *dir, const char *name) {
+  static char buf[8][600];
+  static int k;
+  char *p = buf[k++ % 8];
+  snprintf(p, sizeof buf[0], "%s/%s", dir, name);
+  return p;
+}

@@ -25,6 +25,8 @@ const char *tu_kiln(void);
 const char *tu_build_dir(void);
 /* A fresh temporary directory (removed by tu_rmtree). */
 char *tu_tmpdir(void);
+/* "dir/name" in one of 8 static buffers used in turn (valid until 8 more calls). */
+char *tu_path(const char *dir, const char *name);
 void tu_rmtree(const char *dir);
 /* A float32 .npy of the given shape at dir/name; the path (malloc'd) or NULL. */
 char *tu_write_npy_f32(const char *dir, const char *name, const float *v, int rank, const long *dims);

@@ -2,6 +2,7 @@
  * Reference: docs/cli.md. */
 #include "driver/pipeline.h"
 #include "ir/ops.h"
+#include "lower/target.h"
 #include "passes/place.h"
 #include "passes/plan.h"
 #include <stdio.h>
@@ -67,19 +68,10 @@ static const char *optval(int argc, char **argv, int *i, const char *name) {
   return NULL;
 }
 
-/* none, auto, or a comma-separated list of x86-64-v3 / x86-64-v4, each once */
+/* none, auto, or a list kc_dispatch_list reads */
 static bool dispatch_value_ok(const char *v) {
-  if (!strcmp(v, "none") || !strcmp(v, "auto")) return true;
-  bool seen[2] = {false, false};
-  for (const char *p = v;;) {
-    const char *e = strchr(p, ',');
-    size_t n = e ? (size_t)(e - p) : strlen(p);
-    int k = n == 9 && !strncmp(p, "x86-64-v3", 9) ? 0 : n == 9 && !strncmp(p, "x86-64-v4", 9) ? 1 : -1;
-    if (k < 0 || seen[k]) return false;
-    seen[k] = true;
-    if (!e) return true;
-    p = e + 1;
-  }
+  struct kc_variant vs[2];
+  return !strcmp(v, "none") || !strcmp(v, "auto") || kc_dispatch_list(v, vs) >= 0;
 }
 
 static void list_ops(bool markdown) {

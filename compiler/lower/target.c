@@ -93,31 +93,39 @@ static bool probe(kc_target *t, kc_diag *d) {
                   *t->features ? t->features : "(none)", t->triple, *msg ? msg : "code generation failed");
 }
 
-bool kc_target_set_dispatch(kc_target *t, const char *value, bool cpu_given, kc_diag *d) {
+int kc_dispatch_list(const char *value, struct kc_variant out[2]) {
   static const struct kc_variant known[] = {{"x86-64-v3", 3}, {"x86-64-v4", 4}};
+  bool seen[2] = {false, false};
+  for (const char *p = value;;) {
+    const char *e = strchr(p, ',');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    int k = -1;
+    for (int i = 0; i < 2; i++)
+      if (n == strlen(known[i].cpu) && !strncmp(p, known[i].cpu, n)) k = i;
+    if (k < 0 || seen[k]) return -1;
+    seen[k] = true;
+    if (!e) break;
+    p = e + 1;
+  }
+  int count = 0; /* lowest level first, whatever the list's order */
+  for (int i = 0; i < 2; i++)
+    if (seen[i]) out[count++] = known[i];
+  return count;
+}
+
+bool kc_target_set_dispatch(kc_target *t, const char *value, bool cpu_given, kc_diag *d) {
   bool x86 = !strncmp(t->triple, "x86_64", 6);
   t->n_variants = 0;
   if (value && !strcmp(value, "none")) return true;
   if (!value || !strcmp(value, "auto")) {
-    if (t->is_host && x86 && !cpu_given)
-      for (int i = 0; i < 2; i++) t->variant[t->n_variants++] = known[i];
+    if (t->is_host && x86 && !cpu_given) t->n_variants = kc_dispatch_list("x86-64-v3,x86-64-v4", t->variant);
     return true;
   }
   if (!x86) return kc_error(d, (kc_loc){0}, "--cpu-dispatch=%s: kernel variants exist for x86-64 targets only, not %s", value, t->triple);
-  for (int i = 0; i < 2; i++) {
-    /* in the list, as a whole comma-separated item */
-    size_t n = strlen(known[i].cpu);
-    for (const char *p = value; (p = strstr(p, known[i].cpu)); p += n)
-      if ((p == value || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) {
-        t->variant[t->n_variants++] = known[i];
-        break;
-      }
-  }
-  /* every item must be one of them */
-  size_t items = 1;
-  for (const char *p = value; *p; p++) items += *p == ',';
-  if ((size_t)t->n_variants != items)
+  int n = kc_dispatch_list(value, t->variant);
+  if (n < 0)
     return kc_error(d, (kc_loc){0}, "--cpu-dispatch=%s: expected none, auto, or a list of x86-64-v3 and x86-64-v4", value);
+  t->n_variants = n;
   return true;
 }
 

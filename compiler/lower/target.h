@@ -36,6 +36,10 @@ typedef struct kc_target {
   const char *fn_cpu, *fn_suffix;
 } kc_target;
 
+/* The variants of a comma-separated list of x86-64-v3 / x86-64-v4 (each
+ * at most once) into out, lowest level first; their count, or -1 when the
+ * list is malformed. */
+int kc_dispatch_list(const char *value, struct kc_variant out[2]);
 /* Parses a --cpu-dispatch value for t (after kc_target_init): "none", "auto"
  * (NULL: x86-64-v3 and x86-64-v4 for a host x86-64 build at the default
  * CPU, none otherwise) or a comma-separated list of x86-64-v3 / x86-64-v4

@@ -18,13 +18,7 @@ static const char *python(void) {
   return p && *p ? p : "/usr/bin/python3";
 }
 
-static char *path_of(const char *name) {
-  static char buf[8][600];
-  static int k;
-  char *p = buf[k++ % 8];
-  snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-  return p;
-}
+static char *path_of(const char *name) { return tu_path(dir, name); }
 
 static void setup(void) {
   dir = tu_tmpdir();

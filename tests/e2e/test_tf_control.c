@@ -45,13 +45,7 @@ TestSuite(tf_control_errors, .init = setup, .fini = teardown);
 TestSuite(tf_cond, .init = setup, .fini = teardown);
 TestSuite(tf_cond_errors, .init = setup, .fini = teardown);
 
-static const char *path_of(const char *name) {
-  static char buf[8][600];
-  static int k;
-  char *p = buf[k++ % 8];
-  snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-  return p;
-}
+static const char *path_of(const char *name) { return tu_path(dir, name); }
 
 static const char *encode(const char *name) {
   char *pb = tu_encode_graphdef(dir, name), file[200];

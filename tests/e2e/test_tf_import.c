@@ -23,13 +23,7 @@
 
 static char *dir;
 
-static char *path_of(const char *name) {
-  static char buf[8][600];
-  static int k;
-  char *p = buf[k++ % 8];
-  snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-  return p;
-}
+static char *path_of(const char *name) { return tu_path(dir, name); }
 
 static void setup(void) { dir = tu_tmpdir(); }
 static void teardown(void) { tu_rmtree(dir); }

@@ -1,10 +1,12 @@
 /* testutil.c — see testutil.h. */
 
 #include "testutil.h"
+#include <criterion/parameterized.h>
 #include <dirent.h>
 #include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -209,23 +211,20 @@ float *tu_read_npy_f32(const char *path, long *count) {
   return v;
 }
 
-char *tu_encode_graphdef(const char *dir, const char *name) {
-  char *cmd = NULL, *out = NULL;
-  if (asprintf(&out, "%s/%s.pb", dir, name) < 0) return NULL;
+const char *tu_encode_graphdef(const char *dir, const char *name) {
+  char *cmd = NULL, file[200];
+  snprintf(file, sizeof file, "%s.pb", name);
+  const char *out = tu_path(dir, file);
+  int status = -1;
   if (asprintf(&cmd, "protoc --encode=tensorflow.GraphDef -Iproto proto/graph.proto < tests/tf/graphs/%s.pbtxt > %s",
-               name, out) < 0) {
-    free(out);
-    return NULL;
+               name, out) >= 0) {
+    char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    tu_result r = tu_run(argv, 60);
+    if ((status = r.status)) fprintf(stderr, "protoc --encode %s failed:\n%s", name, r.err ? r.err : "");
+    tu_free(&r);
+    free(cmd);
   }
-  char *argv[] = {"/bin/sh", "-c", cmd, NULL};
-  tu_result r = tu_run(argv, 60);
-  if (r.status) {
-    fprintf(stderr, "protoc --encode %s failed:\n%s", name, r.err ? r.err : "");
-    free(out);
-    out = NULL;
-  }
-  tu_free(&r);
-  free(cmd);
+  cr_assert(status == 0, "protoc --encode %s failed", name);
   return out;
 }
 
@@ -235,4 +234,73 @@ char *tu_path(const char *dir, const char *name) {
   char *p = buf[k++ % 8];
   snprintf(p, sizeof buf[0], "%s/%s", dir, name);
   return p;
+}
+
+bool tu_have(const char *prog) {
+  const char *path = getenv("PATH");
+  char file[1024];
+  for (const char *s = path ? path : ""; *s;) {
+    const char *colon = strchr(s, ':');
+    size_t n = colon ? (size_t)(colon - s) : strlen(s);
+    snprintf(file, sizeof file, "%.*s/%s", (int)n, s, prog);
+    if (access(file, X_OK) == 0) return true;
+    if (!colon) break;
+    s = colon + 1;
+  }
+  return false;
+}
+
+bool tu_sanitized(void) {
+  const char *f = getenv("KILN_LDFLAGS");
+  return f && strstr(f, "-fsanitize");
+}
+
+void tu_need_cross_tools(const char *triple, const char *arch) {
+  char cc[64], qemu[64];
+  snprintf(cc, sizeof cc, "%s-gcc", triple);
+  snprintf(qemu, sizeof qemu, "qemu-%s", arch);
+  if (!tu_have(cc)) cr_skip_test("%s is not installed (make deps installs gcc-%s)", cc, triple);
+  if (!tu_have(qemu)) cr_skip_test("%s is not installed (make deps installs qemu-user)", qemu);
+}
+
+void tu_free_params(struct criterion_test_params *crp) { cr_free(crp->params); }
+
+/* ---- tu_same_output: number-tolerant comparison of printed output ---- */
+
+static bool starts_token(const char *s, const char *begin) { return s == begin || strchr(" \t\n[](,=:", s[-1]); }
+
+static bool ends_token(const char *e) { return !*e || strchr(" \t\n[](),:", *e); }
+
+/* A float as the runtime prints it: %.6g with ".0" added to integral values,
+ * so it has a '.', an exponent, or is inf/nan; integers have none. */
+static bool looks_float(const char *s, const char *e) {
+  for (const char *c = s; c < e; c++)
+    if (*c == '.' || *c == 'e' || *c == 'E' || *c == 'n' || *c == 'N') return true;
+  return false;
+}
+
+bool tu_same_output(const char *got, const char *want, double rtol, double atol, char *gl, char *wl, size_t cap) {
+  const char *g = got, *w = want;
+  while (*g || *w) {
+    if (starts_token(g, got) && starts_token(w, want)) {
+      char *ge, *we;
+      double a = strtod(g, &ge), b = strtod(w, &we);
+      if (ge > g && we > w && ends_token(ge) && ends_token(we) && looks_float(g, ge) && looks_float(w, we)) {
+        bool eq = (isnan(a) && isnan(b)) || a == b || fabs(a - b) <= atol + rtol * fmax(fabs(a), fabs(b));
+        if (!eq) goto differ;
+        g = ge, w = we;
+        continue;
+      }
+    }
+    if (*g != *w) goto differ;
+    g++, w++;
+  }
+  return true;
+differ:;
+  const char *gs = g, *ws = w;
+  while (gs > got && gs[-1] != '\n') gs--;
+  while (ws > want && ws[-1] != '\n') ws--;
+  snprintf(gl, cap, "%.*s", (int)strcspn(gs, "\n"), gs);
+  snprintf(wl, cap, "%.*s", (int)strcspn(ws, "\n"), ws);
+  return false;
 }

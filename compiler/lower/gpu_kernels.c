@@ -16,6 +16,7 @@
  * Scalar math is kl_prim's, with libdevice for the GPU, so the results are
  * the CPU's up to the order of floating-point sums. */
 #include "lower/nvptx.h"
+#include "lower/gpu_emit.h"
 #include "ir/expr.h"
 #include "lower/lower.h"
 #include "ops/ops_util.h"
@@ -32,65 +33,16 @@ static int softmax_axis(const kg_node *n, int rank) {
   return (int)(a < 0 ? a + rank : a);
 }
 
+static int argmax_axis(const kg_node *n, int rank) {
+  int64_t a = kg_attr_int(n, "axis", 0);
+  return (int)(a < 0 ? a + rank : a);
+}
+
 static void split_axis(const kg_shape *s, int axis, int64_t *outer, int64_t *mid, int64_t *inner) {
   *outer = *inner = 1;
   *mid = s->dim[axis];
   for (int d = 0; d < axis; d++) *outer *= s->dim[d];
   for (int d = axis + 1; d < s->rank; d++) *inner *= s->dim[d];
-}
-
-/* ---- helpers ---- */
-
-/* A scalar slot in the kernel's entry block (so SROA promotes it). */
-static LLVMValueRef slot(kl_ctx *L, kiln_dtype dt, LLVMValueRef init, const char *name) {
-  LLVMBasicBlockRef cur = LLVMGetInsertBlock(L->B);
-  LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(L->fn);
-  LLVMValueRef first = LLVMGetFirstInstruction(entry);
-  if (first) LLVMPositionBuilderBefore(L->B, first);
-  else LLVMPositionBuilderAtEnd(L->B, entry);
-  LLVMValueRef a = LLVMBuildAlloca(L->B, kl_value_type(L, dt), name);
-  LLVMPositionBuilderAtEnd(L->B, cur);
-  LLVMBuildStore(L->B, init, a);
-  return a;
-}
-
-static LLVMValueRef get(kl_ctx *L, kiln_dtype dt, LLVMValueRef s) {
-  return LLVMBuildLoad2(L->B, kl_value_type(L, dt), s, "");
-}
-
-static LLVMValueRef prim2(kl_ctx *L, const char *p, kiln_dtype dt, LLVMValueRef a, LLVMValueRef b) {
-  LLVMValueRef args[] = {a, b};
-  return kl_prim(L, p, dt, dt, args, 2);
-}
-
-static LLVMValueRef prim1(kl_ctx *L, const char *p, kiln_dtype dt, LLVMValueRef a) {
-  return kl_prim(L, p, dt, dt, &a, 1);
-}
-
-/* (i / div) % ext * stride, skipping what constants make trivial. */
-static LLVMValueRef coord_term(kl_ctx *L, LLVMValueRef i, int64_t div, int64_t ext, int64_t stride) {
-  LLVMValueRef c = div == 1 ? i : LLVMBuildUDiv(L->B, i, kl_i64(L, div), "");
-  c = LLVMBuildURem(L->B, c, kl_i64(L, ext), "");
-  return stride == 1 ? c : LLVMBuildMul(L->B, c, kl_i64(L, stride), "");
-}
-
-static void row_strides(const kg_shape *s, int64_t *st) {
-  int64_t a = 1;
-  for (int d = s->rank - 1; d >= 0; d--) st[d] = a, a *= s->dim[d];
-}
-
-/* ---- reduce ---- */
-
-static LLVMValueRef reduce_identity(kl_ctx *L, const char *prim, kiln_dtype dt) {
-  bool is_max = !strcmp(prim, "max"), is_min = !strcmp(prim, "min");
-  if (kg_dtype_is_float(dt)) return kl_const_f(L, dt, is_max ? -INFINITY : is_min ? INFINITY : !strcmp(prim, "mul"));
-  if (!is_max && !is_min) return kl_const_i(L, dt, !strcmp(prim, "mul"));
-  int bits = (int)kg_dtype_size(dt) * 8;
-  if (kg_dtype_is_signed(dt)) {
-    int64_t hi = (int64_t)(UINT64_MAX >> (65 - bits));
-    return kl_const_i(L, dt, is_max ? -hi - 1 : hi);
-  }
-  return kl_const_i(L, dt, is_max ? 0 : (int64_t)(UINT64_MAX >> (64 - bits)));
 }
 
 /* ---- softmax ---- */
@@ -108,39 +60,41 @@ static bool emit_softmax(kl_ctx *L, int v, LLVMValueRef i) {
                                  : LLVMBuildAdd(L->B, LLVMBuildMul(L->B, LLVMBuildUDiv(L->B, i, kl_i64(L, inner), ""),
                                                                    kl_i64(L, mid * inner), ""),
                                                 LLVMBuildURem(L->B, i, kl_i64(L, inner), ""), "");
-  LLVMValueRef mx = slot(L, dt, kl_const_f(L, dt, -INFINITY), "mx");
+  LLVMValueRef mx = gk_slot(L, dt, kl_const_f(L, dt, -INFINITY), "mx");
   kl_loop l1 = kl_for(L, kl_i64(L, mid), "smmax");
   LLVMValueRef i1 = LLVMBuildAdd(L->B, base, LLVMBuildMul(L->B, l1.index, kl_i64(L, inner), ""), "");
-  LLVMBuildStore(L->B, prim2(L, "max", dt, get(L, dt, mx), kl_load(L, dt, x, i1)), mx);
+  LLVMBuildStore(L->B, gk_prim2(L, "max", dt, gk_get(L, dt, mx), kl_load(L, dt, x, i1)), mx);
   kl_for_end(L, &l1);
-  LLVMValueRef m = get(L, dt, mx);
-  LLVMValueRef sum = slot(L, dt, kl_const_f(L, dt, 0), "sum");
+  LLVMValueRef m = gk_get(L, dt, mx);
+  LLVMValueRef sum = gk_slot(L, dt, kl_const_f(L, dt, 0), "sum");
   kl_loop l2 = kl_for(L, kl_i64(L, mid), "smexp");
   LLVMValueRef i2 = LLVMBuildAdd(L->B, base, LLVMBuildMul(L->B, l2.index, kl_i64(L, inner), ""), "");
-  LLVMValueRef y = prim2(L, "sub", dt, kl_load(L, dt, x, i2), m);
-  LLVMValueRef ey = prim1(L, "exp", dt, y);
+  LLVMValueRef y = gk_prim2(L, "sub", dt, kl_load(L, dt, x, i2), m);
+  LLVMValueRef ey = gk_prim1(L, "exp", dt, y);
   kl_store(L, dt, out, i2, log_sm ? y : ey);
-  LLVMBuildStore(L->B, prim2(L, "add", dt, get(L, dt, sum), ey), sum);
+  LLVMBuildStore(L->B, gk_prim2(L, "add", dt, gk_get(L, dt, sum), ey), sum);
   kl_for_end(L, &l2);
-  LLVMValueRef s = get(L, dt, sum);
-  LLVMValueRef ls = log_sm ? prim1(L, "log", dt, s) : NULL;
+  LLVMValueRef s = gk_get(L, dt, sum);
+  LLVMValueRef ls = log_sm ? gk_prim1(L, "log", dt, s) : NULL;
   kl_loop l3 = kl_for(L, kl_i64(L, mid), "smnorm");
   LLVMValueRef i3 = LLVMBuildAdd(L->B, base, LLVMBuildMul(L->B, l3.index, kl_i64(L, inner), ""), "");
   LLVMValueRef o = kl_load(L, dt, out, i3);
-  kl_store(L, dt, out, i3, log_sm ? prim2(L, "sub", dt, o, ls) : prim2(L, "div", dt, o, s));
+  kl_store(L, dt, out, i3, log_sm ? gk_prim2(L, "sub", dt, o, ls) : gk_prim2(L, "div", dt, o, s));
   kl_for_end(L, &l3);
   return true;
 }
 
-/* ---- strided reads: transpose, slice, broadcast_to ---- */
+/* ---- strided reads: transpose, slice, broadcast_to, strided_slice, pad ---- */
 
+/* Output element i reads input element base + sum over d of coord_d * src_stride[d];
+ * pad reads coord_d - before_d, and writes the constant where that falls outside. */
 static bool emit_strided(kl_ctx *L, int v, LLVMValueRef i) {
   const kg_node *n = &L->m->nodes[v];
   const kg_type *x = kl_in_type(L, v, 0), *y = kl_out_type(L, v, 0);
   int rank = y->shape.rank, xr = x->shape.rank;
   int64_t ist[KILN_MAX_RANK], ost[KILN_MAX_RANK], src_stride[KILN_MAX_RANK] = {0}, base = 0;
-  row_strides(&x->shape, ist);
-  row_strides(&y->shape, ost);
+  gk_row_strides(&x->shape, ist);
+  gk_row_strides(&y->shape, ost);
   int cnt = 0;
   const int64_t *av = NULL;
   if (n->op == KC_OP_TRANSPOSE) {
@@ -149,6 +103,27 @@ static bool emit_strided(kl_ctx *L, int v, LLVMValueRef i) {
   } else if (n->op == KC_OP_SLICE) {
     kc_attr_ints(n, "begin", &cnt, &av);
     for (int d = 0; d < rank && d < cnt; d++) base += av[d] * ist[d], src_stride[d] = ist[d];
+  } else if (n->op == KC_OP_STRIDED_SLICE) {
+    kc_ss_plan p;
+    char err[256];
+    if (!kc_strided_slice_plan(n, &x->shape, &p, err, sizeof err)) return kc_error(L->diag, n->loc, "%s", err);
+    for (int k = 0; k < xr; k++) base += p.start[k] * ist[k];
+    for (int d = 0; d < rank; d++) src_stride[d] = p.from[d] < 0 ? 0 : p.step[p.from[d]] * ist[p.from[d]];
+  } else if (n->op == KC_OP_PAD) {
+    kc_attr_ints(n, "paddings", &cnt, &av);
+    LLVMValueRef src = kl_i64(L, 0), inside = LLVMConstInt(L->t_i1, 1, 0);
+    for (int d = 0; d < rank; d++) {
+      LLVMValueRef c = gk_urem(L, gk_udiv(L, i, ost[d]), y->shape.dim[d]);
+      if (av[2 * d] || av[2 * d + 1]) {
+        c = LLVMBuildSub(L->B, c, kl_i64(L, av[2 * d]), "");
+        inside = LLVMBuildAnd(L->B, inside, gk_ult(L, c, kl_i64(L, x->shape.dim[d])), "");
+      }
+      src = gk_add(L, src, gk_mul(L, c, ist[d]));
+    }
+    LLVMValueRef val = kl_load(L, x->dtype, kl_in(L, v, 0), LLVMBuildSelect(L->B, inside, src, kl_i64(L, 0), ""));
+    LLVMValueRef pad = kl_const_f(L, y->dtype, kg_attr_float(n, "constant_value", 0));
+    kl_store(L, y->dtype, kl_out(L, v, 0), i, LLVMBuildSelect(L->B, inside, val, pad, ""));
+    return true;
   } else { /* broadcast_to: the input's dims align right; size-1 dims repeat */
     int lead = rank - xr;
     for (int d = lead; d < rank; d++) src_stride[d] = x->shape.dim[d - lead] == 1 ? 0 : ist[d - lead];
@@ -156,136 +131,68 @@ static bool emit_strided(kl_ctx *L, int v, LLVMValueRef i) {
   LLVMValueRef src = kl_i64(L, base);
   for (int d = 0; d < rank; d++)
     if (y->shape.dim[d] > 1 && src_stride[d])
-      src = LLVMBuildAdd(L->B, src, coord_term(L, i, ost[d], y->shape.dim[d], src_stride[d]), "");
+      src = gk_add(L, src, gk_coord_term(L, i, ost[d], y->shape.dim[d], src_stride[d]));
   kl_store(L, x->dtype, kl_out(L, v, 0), i, kl_load(L, x->dtype, kl_in(L, v, 0), src));
   return true;
 }
 
-/* ---- small control-flow helpers ---- */
-
-static LLVMValueRef zero_of(kl_ctx *L, kiln_dtype dt) {
-  return kg_dtype_is_float(dt) ? kl_const_f(L, dt, 0) : kl_const_i(L, dt, 0);
-}
-
-/* if (cond) { ... }: the builder is left inside; if_end continues after. */
-static LLVMBasicBlockRef if_begin(kl_ctx *L, LLVMValueRef cond, const char *name) {
-  LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(L->C, L->fn, name);
-  LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(L->C, L->fn, "endif");
-  LLVMBuildCondBr(L->B, cond, then, after);
-  LLVMPositionBuilderAtEnd(L->B, then);
-  return after;
-}
-
-static void if_end(kl_ctx *L, LLVMBasicBlockRef after) {
-  LLVMBuildBr(L->B, after);
-  LLVMPositionBuilderAtEnd(L->B, after);
-}
-
-static LLVMValueRef ult(kl_ctx *L, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildICmp(L->B, LLVMIntULT, a, b, ""); }
-static LLVMValueRef add(kl_ctx *L, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(L->B, a, b, ""); }
-static LLVMValueRef mul(kl_ctx *L, LLVMValueRef a, int64_t b) {
-  return b == 1 ? a : LLVMBuildMul(L->B, a, kl_i64(L, b), "");
-}
-static LLVMValueRef udiv(kl_ctx *L, LLVMValueRef a, int64_t b) {
-  return b == 1 ? a : LLVMBuildUDiv(L->B, a, kl_i64(L, b), "");
-}
-static LLVMValueRef urem(kl_ctx *L, LLVMValueRef a, int64_t b) { return LLVMBuildURem(L->B, a, kl_i64(L, b), ""); }
-
-/* ---- block-synchronous kernels ----
- *
- * A block kernel (the tiled GEMM, the block reductions) is written as
- * block-uniform code (the same for every thread of a block: loops over K
- * tiles, the steps of a reduction tree) holding per-thread regions that
- * barriers separate.  On the GPU a region is plain code run by each thread
- * with its own tid and a barrier is llvm.nvvm.barrier0 (__syncthreads).  In
- * the CPU emulation a region is a loop over the block's threads and the
- * barrier is the end of that loop: every thread finishes the region before
- * any starts the next, which is exactly what a barrier guarantees (and no
- * more: a kernel that relied on an order within a region would be wrong on
- * both).  The blocks of the grid run one after another.  State a thread
- * keeps across a barrier lives in `priv` arrays: registers on the GPU (the
- * indices are constants, so SROA promotes them), [threads][count] in the
- * emulation.  `shared` arrays are addrspace(3) globals on the GPU and one
- * stack array per kernel in the emulation. */
-
-#define GPU_BLOCK 256 /* threads of every block kernel */
-
-typedef struct blk {
-  kl_ctx *L;
-  bool emu;
-  LLVMValueRef block; /* the block index (i64) */
-  LLVMValueRef tid;   /* inside a region: the thread index (i64) */
-  LLVMValueRef gpu_tid;
-  kl_loop tl;
-} blk;
-
-static LLVMValueRef entry_alloca(kl_ctx *L, LLVMTypeRef t, const char *name) {
-  LLVMBasicBlockRef cur = LLVMGetInsertBlock(L->B);
-  LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(L->fn);
-  LLVMValueRef first = LLVMGetFirstInstruction(entry);
-  if (first) LLVMPositionBuilderBefore(L->B, first);
-  else LLVMPositionBuilderAtEnd(L->B, entry);
-  LLVMValueRef a = LLVMBuildAlloca(L->B, t, name);
-  LLVMSetAlignment(a, 16);
-  LLVMPositionBuilderAtEnd(L->B, cur);
-  return a;
-}
-
-static void thr_begin(blk *B) {
-  if (B->emu) {
-    B->tl = kl_for(B->L, kl_i64(B->L, GPU_BLOCK), "thread");
-    B->tid = B->tl.index;
-  } else {
-    B->tid = B->gpu_tid;
+/* strided_slice_grad: element i of the full shape is dy's element q where the
+ * slice selects it (coordinate start + q*step in every dimension), else 0. */
+static bool emit_strided_slice_grad(kl_ctx *L, int v, LLVMValueRef i) {
+  const kg_node *n = &L->m->nodes[v];
+  const kg_type *dy = kl_in_type(L, v, 0), *x = kl_out_type(L, v, 0);
+  kc_ss_plan p;
+  char err[256];
+  if (!kc_strided_slice_plan(n, &x->shape, &p, err, sizeof err)) return kc_error(L->diag, n->loc, "%s", err);
+  int64_t xst[KILN_MAX_RANK], dst[KILN_MAX_RANK], q_stride[KILN_MAX_RANK] = {0};
+  gk_row_strides(&x->shape, xst);
+  gk_row_strides(&dy->shape, dst);
+  for (int d = 0; d < p.out_rank; d++)
+    if (p.from[d] >= 0) q_stride[p.from[d]] = dst[d];
+  LLVMValueRef src = kl_i64(L, 0), hit = LLVMConstInt(L->t_i1, 1, 0);
+  for (int k = 0; k < x->shape.rank; k++) {
+    LLVMValueRef t = LLVMBuildSub(L->B, gk_urem(L, gk_udiv(L, i, xst[k]), x->shape.dim[k]), kl_i64(L, p.start[k]), "");
+    LLVMValueRef q = t;
+    if (p.step[k] != 1) {
+      q = LLVMBuildSDiv(L->B, t, kl_i64(L, p.step[k]), "");
+      hit = LLVMBuildAnd(L->B, hit, LLVMBuildICmp(L->B, LLVMIntEQ, LLVMBuildMul(L->B, q, kl_i64(L, p.step[k]), ""), t, ""), "");
+    }
+    hit = LLVMBuildAnd(L->B, hit, gk_ult(L, q, kl_i64(L, p.count[k])), "");
+    src = gk_add(L, src, gk_mul(L, q, q_stride[k]));
   }
+  LLVMValueRef val = kl_load(L, dy->dtype, kl_in(L, v, 0), LLVMBuildSelect(L->B, hit, src, kl_i64(L, 0), ""));
+  kl_store(L, dy->dtype, kl_out(L, v, 0), i, LLVMBuildSelect(L->B, hit, val, gk_zero(L, dy->dtype), ""));
+  return true;
 }
 
-static void thr_end(blk *B) {
-  if (B->emu) kl_for_end(B->L, &B->tl);
-  B->tid = NULL;
+/* ---- fill, zeros, ones, range: element i ---- */
+
+static bool emit_fill(kl_ctx *L, int v, LLVMValueRef i) {
+  kiln_dtype dt = kl_out_type(L, v, 0)->dtype;
+  LLVMValueRef x = L->m->nodes[v].op == KC_OP_RANGE ? kl_range_value(L, v, i) : kl_fill_value(L, v);
+  kl_store(L, dt, kl_out(L, v, 0), i, x);
+  return true;
 }
 
-static void barrier(blk *B) {
-  if (B->emu) return;
-  kl_ctx *L = B->L;
-  LLVMTypeRef fty = LLVMFunctionType(L->t_void, NULL, 0, 0);
-  LLVMValueRef fn = LLVMGetNamedFunction(L->M, "llvm.nvvm.barrier0");
-  if (!fn) fn = LLVMAddFunction(L->M, "llvm.nvvm.barrier0", fty);
-  LLVMBuildCall2(L->B, fty, fn, NULL, 0, "");
-}
+/* ---- argmax: row i, the CPU's rule (kl_argmax_takes) ---- */
 
-/* Per-thread storage of `count` elements kept across barriers. */
-static LLVMValueRef priv(blk *B, kiln_dtype dt, int count, const char *name) {
-  kl_ctx *L = B->L;
-  return entry_alloca(L, LLVMArrayType2(kl_value_type(L, dt), (uint64_t)count * (B->emu ? GPU_BLOCK : 1)), name);
-}
-
-static LLVMValueRef priv_at(blk *B, kiln_dtype dt, LLVMValueRef p, int count, int j) {
-  kl_ctx *L = B->L;
-  LLVMValueRef idx = B->emu ? add(L, mul(L, B->tid, count), kl_i64(L, j)) : kl_i64(L, j);
-  return LLVMBuildGEP2(L->B, kl_value_type(L, dt), p, &idx, 1, "");
-}
-
-/* A block-shared array of `count` elements. */
-static LLVMValueRef shared(blk *B, kiln_dtype dt, int64_t count, const char *name) {
-  kl_ctx *L = B->L;
-  LLVMTypeRef at = LLVMArrayType2(kl_value_type(L, dt), (uint64_t)count);
-  if (B->emu) return entry_alloca(L, at, name);
-  LLVMValueRef g = LLVMAddGlobalInAddressSpace(L->M, at, kc_sprintf(L->m->arena, "%s_%s", LLVMGetValueName(L->fn), name), 3);
-  LLVMSetInitializer(g, LLVMGetUndef(at));
-  LLVMSetLinkage(g, LLVMInternalLinkage);
-  LLVMSetAlignment(g, 16);
-  return g;
-}
-
-static LLVMValueRef sh_ptr(blk *B, kiln_dtype dt, LLVMValueRef sh, LLVMValueRef idx) {
-  return LLVMBuildGEP2(B->L->B, kl_value_type(B->L, dt), sh, &idx, 1, "");
-}
-static LLVMValueRef sh_load(blk *B, kiln_dtype dt, LLVMValueRef sh, LLVMValueRef idx) {
-  return LLVMBuildLoad2(B->L->B, kl_value_type(B->L, dt), sh_ptr(B, dt, sh, idx), "");
-}
-static void sh_store(blk *B, kiln_dtype dt, LLVMValueRef sh, LLVMValueRef idx, LLVMValueRef v) {
-  LLVMBuildStore(B->L->B, v, sh_ptr(B, dt, sh, idx));
+static bool emit_argmax(kl_ctx *L, int v, LLVMValueRef i) {
+  const kg_type *t = kl_in_type(L, v, 0);
+  kiln_dtype dt = t->dtype;
+  int64_t outer, mid, inner;
+  split_axis(&t->shape, argmax_axis(&L->m->nodes[v], t->shape.rank), &outer, &mid, &inner);
+  LLVMValueRef x = kl_in(L, v, 0);
+  LLVMValueRef base = gk_add(L, gk_mul(L, gk_udiv(L, i, inner), mid * inner), gk_urem(L, i, inner));
+  LLVMValueRef best = gk_slot(L, dt, kl_load(L, dt, x, base), "best");
+  LLVMValueRef where = gk_slot(L, KILN_I64, kl_i64(L, 0), "where");
+  kl_loop la = kl_for(L, kl_i64(L, mid), "am");
+  LLVMValueRef e = kl_load(L, dt, x, gk_add(L, base, gk_mul(L, la.index, inner))), b = gk_get(L, dt, best);
+  LLVMValueRef take = kl_argmax_takes(L, dt, e, b);
+  LLVMBuildStore(L->B, LLVMBuildSelect(L->B, take, e, b, ""), best);
+  LLVMBuildStore(L->B, LLVMBuildSelect(L->B, take, la.index, gk_get(L, KILN_I64, where), ""), where);
+  kl_for_end(L, &la);
+  kl_store(L, KILN_I64, kl_out(L, v, 0), i, gk_get(L, KILN_I64, where));
+  return true;
 }
 
 /* ---- reductions: one output element per thread, or one per block ---- */
@@ -310,7 +217,7 @@ static void red_geom_of(const kg_module *m, int v, red_geom *g) {
   if (!kc_attr_ints(n, "axes", &cnt, &axes))
     for (int d = 0; d < g->rank; d++) g->red[d] = true;
   for (int k = 0; k < cnt; k++) g->red[axes[k] < 0 ? axes[k] + g->rank : axes[k]] = true;
-  row_strides(&it->shape, g->ist);
+  gk_row_strides(&it->shape, g->ist);
   g->count = 1;
   for (int d = 0; d < g->rank; d++)
     if (g->red[d]) g->count *= it->shape.dim[d];
@@ -324,7 +231,7 @@ static LLVMValueRef red_base(kl_ctx *L, const red_geom *g, const kg_shape *s, LL
   int64_t div = 1;
   for (int d = g->rank - 1; d >= 0; d--) {
     if (g->red[d]) continue;
-    if (s->dim[d] > 1) base = add(L, base, coord_term(L, i, div, s->dim[d], g->ist[d]));
+    if (s->dim[d] > 1) base = gk_add(L, base, gk_coord_term(L, i, div, s->dim[d], g->ist[d]));
     div *= s->dim[d];
   }
   return base;
@@ -336,83 +243,43 @@ static LLVMValueRef red_off(kl_ctx *L, const red_geom *g, const kg_shape *s, LLV
   int64_t rdiv = 1;
   for (int d = g->rank - 1; d >= 0; d--) {
     if (!g->red[d] || s->dim[d] == 1) continue;
-    off = add(L, off, coord_term(L, j, rdiv, s->dim[d], g->ist[d]));
+    off = gk_add(L, off, gk_coord_term(L, j, rdiv, s->dim[d], g->ist[d]));
     rdiv *= s->dim[d];
   }
   return off;
 }
 
-static LLVMValueRef red_finish(kl_ctx *L, int v, const red_geom *g, LLVMValueRef r) {
-  if (L->m->nodes[v].op != KC_OP_MEAN) return r;
-  kiln_dtype dt = g->dt;
-  if (kg_dtype_is_float(dt)) return prim2(L, "div", dt, r, kl_const_f(L, dt, (double)g->count));
-  if (!g->count) return kl_const_i(L, dt, 0);
+typedef struct red_arg {
+  red_geom g;
+  const kg_shape *s;
+  LLVMValueRef x;
+  bool mean;
+} red_arg;
+
+static LLVMValueRef red_term(kl_ctx *L, const void *arg, LLVMValueRef i, LLVMValueRef j) {
+  const red_arg *r = arg;
+  return kl_load(L, r->g.dt, r->x, red_off(L, &r->g, r->s, red_base(L, &r->g, r->s, i), j));
+}
+
+static LLVMValueRef red_finish(kl_ctx *L, const void *arg, LLVMValueRef r) {
+  const red_arg *a = arg;
+  kiln_dtype dt = a->g.dt;
+  int64_t count = a->g.count;
+  if (kg_dtype_is_float(dt)) return gk_prim2(L, "div", dt, r, kl_const_f(L, dt, (double)count));
+  if (!count) return kl_const_i(L, dt, 0);
   /* integer mean truncates toward zero, as TF's */
-  return kg_dtype_is_signed(dt) ? LLVMBuildSDiv(L->B, r, kl_const_i(L, dt, g->count), "")
-                                : LLVMBuildUDiv(L->B, r, kl_const_i(L, dt, g->count), "");
+  return kg_dtype_is_signed(dt) ? LLVMBuildSDiv(L->B, r, kl_const_i(L, dt, count), "")
+                                : LLVMBuildUDiv(L->B, r, kl_const_i(L, dt, count), "");
 }
 
-static bool emit_reduce(kl_ctx *L, int v, LLVMValueRef i) {
-  red_geom g;
-  red_geom_of(L->m, v, &g);
-  const kg_shape *s = &kl_in_type(L, v, 0)->shape;
-  kiln_dtype dt = g.dt;
-  LLVMValueRef base = red_base(L, &g, s, i);
-  LLVMValueRef acc = slot(L, dt, reduce_identity(L, g.prim, dt), "acc");
-  if (g.count > 0) {
-    kl_loop lp = kl_for(L, kl_i64(L, g.count), "red");
-    LLVMValueRef off = red_off(L, &g, s, base, lp.index);
-    LLVMBuildStore(L->B, prim2(L, g.prim, dt, get(L, dt, acc), kl_load(L, dt, kl_in(L, v, 0), off)), acc);
-    kl_for_end(L, &lp);
-  }
-  kl_store(L, dt, kl_out(L, v, 0), i, red_finish(L, v, &g, get(L, dt, acc)));
-  return true;
-}
-
-/* A reduction of at least this many elements per output takes a block of
- * GPU_BLOCK threads per output: each thread reduces a strided share, then a
- * shared-memory tree combines the shares. */
-#define BLOCK_REDUCE_MIN 512
-
-static bool reduce_blocked(const kg_module *m, int v) {
-  red_geom g;
-  red_geom_of(m, v, &g);
-  return g.count >= BLOCK_REDUCE_MIN;
-}
-
-static bool emit_reduce_block(kl_ctx *L, blk *B, int v) {
-  red_geom g;
-  red_geom_of(L->m, v, &g);
-  const kg_shape *s = &kl_in_type(L, v, 0)->shape;
-  kiln_dtype dt = g.dt;
-  LLVMValueRef sh = shared(B, dt, GPU_BLOCK, "red");
-  LLVMValueRef base = red_base(L, &g, s, B->block);
-  thr_begin(B);
-  LLVMValueRef acc = slot(L, dt, reduce_identity(L, g.prim, dt), "acc");
-  kl_loop lp = kl_for(L, kl_i64(L, (g.count + GPU_BLOCK - 1) / GPU_BLOCK), "share");
-  LLVMValueRef j = add(L, mul(L, lp.index, GPU_BLOCK), B->tid);
-  LLVMBasicBlockRef in = if_begin(L, ult(L, j, kl_i64(L, g.count)), "in_range");
-  LLVMValueRef x = kl_load(L, dt, kl_in(L, v, 0), red_off(L, &g, s, base, j));
-  LLVMBuildStore(L->B, prim2(L, g.prim, dt, get(L, dt, acc), x), acc);
-  if_end(L, in);
-  kl_for_end(L, &lp);
-  sh_store(B, dt, sh, B->tid, get(L, dt, acc));
-  thr_end(B);
-  for (int step = GPU_BLOCK / 2; step >= 1; step /= 2) {
-    barrier(B);
-    thr_begin(B);
-    LLVMBasicBlockRef act = if_begin(L, ult(L, B->tid, kl_i64(L, step)), "tree");
-    LLVMValueRef o = add(L, B->tid, kl_i64(L, step));
-    sh_store(B, dt, sh, B->tid, prim2(L, g.prim, dt, sh_load(B, dt, sh, B->tid), sh_load(B, dt, sh, o)));
-    if_end(L, act);
-    thr_end(B);
-  }
-  barrier(B);
-  thr_begin(B);
-  LLVMBasicBlockRef first = if_begin(L, LLVMBuildICmp(L->B, LLVMIntEQ, B->tid, kl_i64(L, 0), ""), "write");
-  kl_store(L, dt, kl_out(L, v, 0), B->block, red_finish(L, v, &g, sh_load(B, dt, sh, kl_i64(L, 0))));
-  if_end(L, first);
-  thr_end(B);
+/* Output element i by one thread, or (B set) output element B->block by a
+ * whole block, for reductions of GK_FOLD_BLOCK_MIN or more elements each. */
+static bool emit_reduce(kl_ctx *L, gk_blk *B, int v, LLVMValueRef i) {
+  red_arg r = {.s = &kl_in_type(L, v, 0)->shape, .x = kl_in(L, v, 0), .mean = L->m->nodes[v].op == KC_OP_MEAN};
+  red_geom_of(L->m, v, &r.g);
+  gk_fold f = {r.g.dt, r.g.prim, r.g.count, red_term, r.mean ? red_finish : NULL, &r};
+  if (B) gk_fold_block(B, &f, kl_out(L, v, 0));
+  else gk_fold_thread(L, &f, i, kl_out(L, v, 0));
   return true;
 }
 
@@ -466,7 +333,7 @@ static LLVMValueRef batch_off(kl_ctx *L, LLVMValueRef b, const kg_shape *opb, co
   for (int d = ob->rank - 1; d >= 0; d--) {
     int od = d - (ob->rank - opb->rank);
     int64_t ext = od >= 0 ? opb->dim[od] : 1;
-    if (ext > 1) off = add(L, off, coord_term(L, b, div, ob->dim[d], stride));
+    if (ext > 1) off = gk_add(L, off, gk_coord_term(L, b, div, ob->dim[d], stride));
     stride *= ext;
     div *= ob->dim[d];
   }
@@ -476,84 +343,84 @@ static LLVMValueRef batch_off(kl_ctx *L, LLVMValueRef b, const kg_shape *opb, co
 /* Thread tid's element j of a TILE x KSTEP staging: (r, kk) with the
  * operand's contiguous dimension fastest, so the global reads coalesce. */
 static void stage_coords(kl_ctx *L, LLVMValueRef e, bool k_fastest, LLVMValueRef *r, LLVMValueRef *kk) {
-  if (k_fastest) *r = udiv(L, e, KSTEP), *kk = urem(L, e, KSTEP);
-  else *kk = udiv(L, e, TILE), *r = urem(L, e, TILE);
+  if (k_fastest) *r = gk_udiv(L, e, KSTEP), *kk = gk_urem(L, e, KSTEP);
+  else *kk = gk_udiv(L, e, TILE), *r = gk_urem(L, e, TILE);
 }
 
-static bool emit_matmul_tiled(kl_ctx *L, blk *B, int v) {
+static bool emit_matmul_tiled(kl_ctx *L, gk_blk *B, int v) {
   mm_geom g;
   mm_geom_of(L->m, v, &g);
   kiln_dtype dt = g.dt;
   LLVMValueRef A = kl_in(L, v, 0), Bm = kl_in(L, v, 1), C = kl_out(L, v, 0);
   /* uniform: which tile of which matrix */
-  LLVMValueRef bn = urem(L, B->block, g.tiles_n);
-  LLVMValueRef bm = urem(L, udiv(L, B->block, g.tiles_n), g.tiles_m);
-  LLVMValueRef bi = udiv(L, B->block, g.tiles_n * g.tiles_m);
+  LLVMValueRef bn = gk_urem(L, B->block, g.tiles_n);
+  LLVMValueRef bm = gk_urem(L, gk_udiv(L, B->block, g.tiles_n), g.tiles_m);
+  LLVMValueRef bi = gk_udiv(L, B->block, g.tiles_n * g.tiles_m);
   LLVMValueRef a0 = batch_off(L, bi, &g.ab, &g.ob, g.M * g.K), b0 = batch_off(L, bi, &g.bb, &g.ob, g.K * g.N);
-  LLVMValueRef c0 = mul(L, bi, g.M * g.N);
-  LLVMValueRef row0 = mul(L, bm, TILE), col0 = mul(L, bn, TILE);
-  LLVMValueRef As = shared(B, dt, KSTEP * TILE, "As"), Bs = shared(B, dt, KSTEP * TILE, "Bs");
+  LLVMValueRef c0 = gk_mul(L, bi, g.M * g.N);
+  LLVMValueRef row0 = gk_mul(L, bm, TILE), col0 = gk_mul(L, bn, TILE);
+  LLVMValueRef As = gk_shared(B, dt, KSTEP * TILE, "As"), Bs = gk_shared(B, dt, KSTEP * TILE, "Bs");
   const int NACC = MICRO * MICRO;
-  LLVMValueRef acc = priv(B, dt, NACC, "acc");
-  LLVMValueRef zero = zero_of(L, dt);
-  thr_begin(B);
-  for (int j = 0; j < NACC; j++) LLVMBuildStore(L->B, zero, priv_at(B, dt, acc, NACC, j));
-  thr_end(B);
+  LLVMValueRef acc = gk_priv(B, dt, NACC, "acc");
+  LLVMValueRef zero = gk_zero(L, dt);
+  gk_thr_begin(B);
+  for (int j = 0; j < NACC; j++) LLVMBuildStore(L->B, zero, gk_priv_at(B, dt, acc, NACC, j));
+  gk_thr_end(B);
   LLVMValueRef vM = kl_i64(L, g.M), vN = kl_i64(L, g.N), vK = kl_i64(L, g.K);
   kl_loop kt = kl_for(L, kl_i64(L, (g.K + KSTEP - 1) / KSTEP), "ktile");
-  LLVMValueRef k0 = mul(L, kt.index, KSTEP);
+  LLVMValueRef k0 = gk_mul(L, kt.index, KSTEP);
   /* stage: A[row0.., k0..] into As[kk][r], B[k0.., col0..] into Bs[kk][c] */
-  thr_begin(B);
-  for (int j = 0; j < TILE * KSTEP / GPU_BLOCK; j++) {
-    LLVMValueRef e = add(L, B->tid, kl_i64(L, (int64_t)j * GPU_BLOCK)), r, kk;
+  gk_thr_begin(B);
+  for (int j = 0; j < TILE * KSTEP / GK_BLOCK; j++) {
+    LLVMValueRef e = gk_add(L, B->tid, kl_i64(L, (int64_t)j * GK_BLOCK)), r, kk;
     stage_coords(L, e, !g.ta, &r, &kk);
-    LLVMValueRef row = add(L, row0, r), k = add(L, k0, kk);
-    LLVMValueRef inb = LLVMBuildAnd(L->B, ult(L, row, vM), ult(L, k, vK), "");
-    LLVMValueRef ai = add(L, a0, g.ta ? add(L, mul(L, k, g.M), row) : add(L, mul(L, row, g.K), k));
+    LLVMValueRef row = gk_add(L, row0, r), k = gk_add(L, k0, kk);
+    LLVMValueRef inb = LLVMBuildAnd(L->B, gk_ult(L, row, vM), gk_ult(L, k, vK), "");
+    LLVMValueRef ai = gk_add(L, a0, g.ta ? gk_add(L, gk_mul(L, k, g.M), row) : gk_add(L, gk_mul(L, row, g.K), k));
     LLVMValueRef x = kl_load(L, dt, A, LLVMBuildSelect(L->B, inb, ai, a0, ""));
-    sh_store(B, dt, As, add(L, mul(L, kk, TILE), r), LLVMBuildSelect(L->B, inb, x, zero, ""));
+    gk_sh_store(B, dt, As, gk_add(L, gk_mul(L, kk, TILE), r), LLVMBuildSelect(L->B, inb, x, zero, ""));
     LLVMValueRef c;
     stage_coords(L, e, g.tb, &c, &kk);
-    LLVMValueRef col = add(L, col0, c);
-    k = add(L, k0, kk);
-    inb = LLVMBuildAnd(L->B, ult(L, col, vN), ult(L, k, vK), "");
-    LLVMValueRef bidx = add(L, b0, g.tb ? add(L, mul(L, col, g.K), k) : add(L, mul(L, k, g.N), col));
+    LLVMValueRef col = gk_add(L, col0, c);
+    k = gk_add(L, k0, kk);
+    inb = LLVMBuildAnd(L->B, gk_ult(L, col, vN), gk_ult(L, k, vK), "");
+    LLVMValueRef bidx = gk_add(L, b0, g.tb ? gk_add(L, gk_mul(L, col, g.K), k) : gk_add(L, gk_mul(L, k, g.N), col));
     LLVMValueRef y = kl_load(L, dt, Bm, LLVMBuildSelect(L->B, inb, bidx, b0, ""));
-    sh_store(B, dt, Bs, add(L, mul(L, kk, TILE), c), LLVMBuildSelect(L->B, inb, y, zero, ""));
+    gk_sh_store(B, dt, Bs, gk_add(L, gk_mul(L, kk, TILE), c), LLVMBuildSelect(L->B, inb, y, zero, ""));
   }
-  thr_end(B);
-  barrier(B);
+  gk_thr_end(B);
+  gk_barrier(B);
   /* compute: the 4 x 4 micro-tile from the staged slices */
-  thr_begin(B);
-  LLVMValueRef tr = udiv(L, B->tid, TILE / MICRO), tc = urem(L, B->tid, TILE / MICRO);
+  gk_thr_begin(B);
+  LLVMValueRef tr = gk_udiv(L, B->tid, TILE / MICRO), tc = gk_urem(L, B->tid, TILE / MICRO);
   LLVMValueRef sum[MICRO * MICRO];
-  for (int j = 0; j < NACC; j++) sum[j] = LLVMBuildLoad2(L->B, kl_value_type(L, dt), priv_at(B, dt, acc, NACC, j), "");
+  for (int j = 0; j < NACC; j++) sum[j] = LLVMBuildLoad2(L->B, kl_value_type(L, dt), gk_priv_at(B, dt, acc, NACC, j), "");
   for (int kk = 0; kk < KSTEP; kk++) {
     LLVMValueRef a[MICRO], b[MICRO];
     for (int r = 0; r < MICRO; r++)
-      a[r] = sh_load(B, dt, As, add(L, tr, kl_i64(L, (int64_t)kk * TILE + r * (TILE / MICRO))));
+      a[r] = gk_sh_load(B, dt, As, gk_add(L, tr, kl_i64(L, (int64_t)kk * TILE + r * (TILE / MICRO))));
     for (int c = 0; c < MICRO; c++)
-      b[c] = sh_load(B, dt, Bs, add(L, tc, kl_i64(L, (int64_t)kk * TILE + c * (TILE / MICRO))));
+      b[c] = gk_sh_load(B, dt, Bs, gk_add(L, tc, kl_i64(L, (int64_t)kk * TILE + c * (TILE / MICRO))));
     for (int r = 0; r < MICRO; r++)
-      for (int c = 0; c < MICRO; c++) sum[r * MICRO + c] = prim2(L, "add", dt, sum[r * MICRO + c], prim2(L, "mul", dt, a[r], b[c]));
+      for (int c = 0; c < MICRO; c++) sum[r * MICRO + c] = gk_prim2(L, "add", dt, sum[r * MICRO + c], gk_prim2(L, "mul", dt, a[r], b[c]));
   }
-  for (int j = 0; j < NACC; j++) LLVMBuildStore(L->B, sum[j], priv_at(B, dt, acc, NACC, j));
-  thr_end(B);
-  barrier(B);
+  for (int j = 0; j < NACC; j++) LLVMBuildStore(L->B, sum[j], gk_priv_at(B, dt, acc, NACC, j));
+  gk_thr_end(B);
+  gk_barrier(B);
   kl_for_end(L, &kt);
   /* write the micro-tile's elements that lie inside C */
-  thr_begin(B);
-  tr = udiv(L, B->tid, TILE / MICRO), tc = urem(L, B->tid, TILE / MICRO);
+  gk_thr_begin(B);
+  tr = gk_udiv(L, B->tid, TILE / MICRO), tc = gk_urem(L, B->tid, TILE / MICRO);
   for (int r = 0; r < MICRO; r++)
     for (int c = 0; c < MICRO; c++) {
-      LLVMValueRef row = add(L, add(L, row0, tr), kl_i64(L, r * (TILE / MICRO)));
-      LLVMValueRef col = add(L, add(L, col0, tc), kl_i64(L, c * (TILE / MICRO)));
-      LLVMBasicBlockRef after = if_begin(L, LLVMBuildAnd(L->B, ult(L, row, vM), ult(L, col, vN), ""), "store");
-      LLVMValueRef val = LLVMBuildLoad2(L->B, kl_value_type(L, dt), priv_at(B, dt, acc, NACC, r * MICRO + c), "");
-      kl_store(L, dt, C, add(L, c0, add(L, mul(L, row, g.N), col)), val);
-      if_end(L, after);
+      LLVMValueRef row = gk_add(L, gk_add(L, row0, tr), kl_i64(L, r * (TILE / MICRO)));
+      LLVMValueRef col = gk_add(L, gk_add(L, col0, tc), kl_i64(L, c * (TILE / MICRO)));
+      LLVMBasicBlockRef after = gk_if_begin(L, LLVMBuildAnd(L->B, gk_ult(L, row, vM), gk_ult(L, col, vN), ""), "store");
+      LLVMValueRef val = LLVMBuildLoad2(L->B, kl_value_type(L, dt), gk_priv_at(B, dt, acc, NACC, r * MICRO + c), "");
+      kl_store(L, dt, C, gk_add(L, c0, gk_add(L, gk_mul(L, row, g.N), col)), val);
+      gk_if_end(L, after);
     }
-  thr_end(B);
+  gk_thr_end(B);
   return true;
 }
 
@@ -587,7 +454,7 @@ static bool emit_concat(kl_ctx *L, int v, LLVMValueRef i) {
   int64_t inner = 1;
   for (int d = ax + 1; d < rank; d++) inner *= y->shape.dim[d];
   int64_t D = y->shape.dim[ax];
-  LLVMValueRef o = udiv(L, i, D * inner), a = urem(L, udiv(L, i, inner), D), in = urem(L, i, inner);
+  LLVMValueRef o = gk_udiv(L, i, D * inner), a = gk_urem(L, gk_udiv(L, i, inner), D), in = gk_urem(L, i, inner);
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->C, L->fn, "concat_done");
   int64_t lo = 0;
   for (int k = 0; k < n->n_in; k++) {
@@ -595,9 +462,9 @@ static bool emit_concat(kl_ctx *L, int v, LLVMValueRef i) {
     if (!Dk) continue;
     LLVMBasicBlockRef take = LLVMAppendBasicBlockInContext(L->C, L->fn, "concat_take");
     LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->C, L->fn, "concat_next");
-    LLVMBuildCondBr(L->B, ult(L, a, kl_i64(L, lo + Dk)), take, next);
+    LLVMBuildCondBr(L->B, gk_ult(L, a, kl_i64(L, lo + Dk)), take, next);
     LLVMPositionBuilderAtEnd(L->B, take);
-    LLVMValueRef src = add(L, mul(L, add(L, mul(L, o, Dk), LLVMBuildSub(L->B, a, kl_i64(L, lo), "")), inner), in);
+    LLVMValueRef src = gk_add(L, gk_mul(L, gk_add(L, gk_mul(L, o, Dk), LLVMBuildSub(L->B, a, kl_i64(L, lo), "")), inner), in);
     kl_store(L, y->dtype, kl_out(L, v, 0), i, kl_load(L, y->dtype, kl_in(L, v, k), src));
     LLVMBuildBr(L->B, done);
     LLVMPositionBuilderAtEnd(L->B, next);
@@ -606,6 +473,12 @@ static bool emit_concat(kl_ctx *L, int v, LLVMValueRef i) {
   LLVMBuildBr(L->B, done);
   LLVMPositionBuilderAtEnd(L->B, done);
   return true;
+}
+
+/* An index operand's element k as i64. */
+static LLVMValueRef index_at(kl_ctx *L, kiln_dtype dt, LLVMValueRef idx, LLVMValueRef k) {
+  LLVMValueRef x = kl_load(L, dt, idx, k);
+  return dt == KILN_I64 ? x : LLVMBuildSExt(L->B, x, L->t_i64, "");
 }
 
 /* out[o, k, :] = params[o, indices[k], :]; an index out of range gives
@@ -617,102 +490,83 @@ static bool emit_gather(kl_ctx *L, int v, LLVMValueRef i) {
   if (ax < 0) ax += pt->shape.rank;
   int64_t inner = 1, A = pt->shape.dim[ax], N = kg_shape_numel(&it->shape);
   for (int d = ax + 1; d < pt->shape.rank; d++) inner *= pt->shape.dim[d];
-  LLVMValueRef o = udiv(L, i, N * inner), k = urem(L, udiv(L, i, inner), N), in = urem(L, i, inner);
-  LLVMValueRef idx = kl_load(L, it->dtype, kl_in(L, v, 1), k);
-  if (it->dtype != KILN_I64) idx = LLVMBuildSExt(L->B, idx, L->t_i64, "");
-  LLVMValueRef ok = ult(L, idx, kl_i64(L, A)); /* unsigned: negative indices too */
-  LLVMValueRef src = add(L, mul(L, add(L, mul(L, o, A), LLVMBuildSelect(L->B, ok, idx, kl_i64(L, 0), "")), inner), in);
+  LLVMValueRef o = gk_udiv(L, i, N * inner), k = gk_urem(L, gk_udiv(L, i, inner), N), in = gk_urem(L, i, inner);
+  LLVMValueRef idx = index_at(L, it->dtype, kl_in(L, v, 1), k);
+  LLVMValueRef ok = gk_ult(L, idx, kl_i64(L, A)); /* unsigned: negative indices too */
+  LLVMValueRef src = gk_add(L, gk_mul(L, gk_add(L, gk_mul(L, o, A), LLVMBuildSelect(L->B, ok, idx, kl_i64(L, 0), "")), inner), in);
   LLVMValueRef x = kl_load(L, pt->dtype, kl_in(L, v, 0), src);
-  kl_store(L, pt->dtype, kl_out(L, v, 0), i, LLVMBuildSelect(L->B, ok, x, zero_of(L, pt->dtype), ""));
+  kl_store(L, pt->dtype, kl_out(L, v, 0), i, LLVMBuildSelect(L->B, ok, x, gk_zero(L, pt->dtype), ""));
   return true;
 }
 
-/* ---- conv2d and the pools (NHWC): one output element per thread ---- */
-
-/* (n, oh, ow, ch) of output element i of shape [N, OH, OW, CH] */
-static void nhwc_coords(kl_ctx *L, const kc_window *g, int64_t CH, LLVMValueRef i, LLVMValueRef c[4]) {
-  c[3] = urem(L, i, CH);
-  LLVMValueRef r = udiv(L, i, CH);
-  c[2] = urem(L, r, g->OW);
-  r = udiv(L, r, g->OW);
-  c[1] = urem(L, r, g->OH);
-  c[0] = udiv(L, r, g->OH);
-}
-
-/* ih = oh*sh - pt + kh*dh as a signed i64, and whether it lies in [0, H) */
-static LLVMValueRef tap(kl_ctx *L, LLVMValueRef o, int64_t s, int64_t pad, LLVMValueRef k, int64_t d, int64_t H,
-                        LLVMValueRef *inside) {
-  LLVMValueRef x = LLVMBuildSub(L->B, add(L, mul(L, o, s), mul(L, k, d)), kl_i64(L, pad), "");
-  *inside = ult(L, x, kl_i64(L, H));
-  return x;
-}
-
-static bool emit_conv2d(kl_ctx *L, int v, LLVMValueRef i) {
+/* one_hot, indices viewed as [B, C] and the output as [B, depth, C]:
+ * out[b, d, c] = indices[b, c] == d ? on : off (as the CPU's). */
+static bool emit_one_hot(kl_ctx *L, int v, LLVMValueRef i) {
   const kg_node *n = &L->m->nodes[v];
-  const kg_type *xt = kl_in_type(L, v, 0), *ft = kl_in_type(L, v, 1);
-  kiln_dtype dt = xt->dtype;
-  kc_window g;
-  if (!kc_window_of(n, &xt->shape, ft->shape.dim[0], ft->shape.dim[1], true, &g))
-    return kc_error(L->diag, n->loc, "internal: invalid conv2d geometry of '%s'", n->name);
-  int64_t O = ft->shape.dim[3];
-  LLVMValueRef c[4];
-  nhwc_coords(L, &g, O, i, c);
-  LLVMValueRef acc = slot(L, dt, kl_const_f(L, dt, 0), "acc");
-  kl_loop lh = kl_for(L, kl_i64(L, g.KH), "kh");
-  LLVMValueRef inh, ih = tap(L, c[1], g.sh, g.pt, lh.index, g.dh, g.H, &inh);
-  LLVMBasicBlockRef endh = if_begin(L, inh, "row_in");
-  kl_loop lw = kl_for(L, kl_i64(L, g.KW), "kw");
-  LLVMValueRef inw, iw = tap(L, c[2], g.sw, g.pl, lw.index, g.dw, g.W, &inw);
-  LLVMBasicBlockRef endw = if_begin(L, inw, "col_in");
-  LLVMValueRef xb = mul(L, add(L, mul(L, add(L, mul(L, c[0], g.H), ih), g.W), iw), g.C);
-  LLVMValueRef fb = add(L, mul(L, add(L, mul(L, lh.index, g.KW), lw.index), g.C * O), c[3]);
-  kl_loop lc = kl_for(L, kl_i64(L, g.C), "ci");
-  LLVMValueRef x = kl_load(L, dt, kl_in(L, v, 0), add(L, xb, lc.index));
-  LLVMValueRef f = kl_load(L, dt, kl_in(L, v, 1), add(L, fb, mul(L, lc.index, O)));
-  LLVMBuildStore(L->B, prim2(L, "add", dt, get(L, dt, acc), prim2(L, "mul", dt, x, f)), acc);
-  kl_for_end(L, &lc);
-  if_end(L, endw);
-  kl_for_end(L, &lw);
-  if_end(L, endh);
-  kl_for_end(L, &lh);
-  kl_store(L, dt, kl_out(L, v, 0), i, get(L, dt, acc));
+  const kg_type *it = kl_in_type(L, v, 0), *y = kl_out_type(L, v, 0);
+  int64_t axis = kg_attr_int(n, "axis", -1);
+  int ax = (int)(axis < 0 ? axis + y->shape.rank : axis);
+  int64_t C = kc_prod(it->shape.dim, ax, it->shape.rank), D = y->shape.dim[ax];
+  LLVMValueRef b = gk_udiv(L, i, D * C), d = gk_urem(L, gk_udiv(L, i, C), D), c = gk_urem(L, i, C);
+  LLVMValueRef k = index_at(L, it->dtype, kl_in(L, v, 0), gk_add(L, gk_mul(L, b, C), c));
+  LLVMValueRef on = kl_const_f(L, y->dtype, kg_attr_float(n, "on_value", 1));
+  LLVMValueRef off = kl_const_f(L, y->dtype, kg_attr_float(n, "off_value", 0));
+  kl_store(L, y->dtype, kl_out(L, v, 0), i, LLVMBuildSelect(L->B, LLVMBuildICmp(L->B, LLVMIntEQ, k, d, ""), on, off, ""));
   return true;
 }
 
-/* max_pool: the maximum of the window's taps inside the input; avg_pool:
- * their mean (padding is not counted), as the CPU's lowering. */
-static bool emit_pool(kl_ctx *L, int v, LLVMValueRef i) {
+/* scatter_add (gather's gradient), the output viewed as [outer, A, inner]
+ * and the updates as [outer, N, inner]: out[o, a, j] is the sum over k, in
+ * order, of updates[o, k, j] where indices[k] == a; the CPU adds in the same
+ * order.  An index out of range matches nothing (the CPU fails the run). */
+static bool emit_scatter_add(kl_ctx *L, int v, LLVMValueRef i) {
+  const kg_type *ot = kl_out_type(L, v, 0), *it = kl_in_type(L, v, 1);
+  kc_gather_view g = kc_gather_view_of(&ot->shape, kg_attr_int(&L->m->nodes[v], "axis", 0), &it->shape);
+  kiln_dtype dt = ot->dtype;
+  LLVMValueRef o = gk_udiv(L, i, g.A * g.inner), a = gk_urem(L, gk_udiv(L, i, g.inner), g.A), j = gk_urem(L, i, g.inner);
+  LLVMValueRef acc = gk_slot(L, dt, gk_zero(L, dt), "acc");
+  kl_loop lk = kl_for(L, kl_i64(L, g.N), "k");
+  LLVMValueRef hit = LLVMBuildICmp(L->B, LLVMIntEQ, index_at(L, it->dtype, kl_in(L, v, 1), lk.index), a, "");
+  LLVMBasicBlockRef after = gk_if_begin(L, hit, "hit");
+  LLVMValueRef u = kl_load(L, dt, kl_in(L, v, 0), gk_add(L, gk_mul(L, gk_add(L, gk_mul(L, o, g.N), lk.index), g.inner), j));
+  LLVMBuildStore(L->B, gk_prim2(L, "add", dt, gk_get(L, dt, acc), u), acc);
+  gk_if_end(L, after);
+  kl_for_end(L, &lk);
+  kl_store(L, dt, kl_out(L, v, 0), i, gk_get(L, dt, acc));
+  return true;
+}
+
+/* ---- top_k: input element i finds its rank in its row ----
+ * Element a comes after every b < a that stays ahead of it and every b > a
+ * it does not stay ahead of: the order of the CPU's stable insertion
+ * (kl_top_k_stays_ahead).  Ranks are distinct, so each of the k places is
+ * written by exactly one thread. */
+static bool emit_top_k(kl_ctx *L, int v, LLVMValueRef i) {
   const kg_node *n = &L->m->nodes[v];
-  const kg_type *xt = kl_in_type(L, v, 0);
-  kiln_dtype dt = xt->dtype;
-  bool max = n->op == KC_OP_MAX_POOL;
-  int cnt = 0;
-  const int64_t *ks = NULL;
-  kc_attr_ints(n, "ksize", &cnt, &ks);
-  int64_t kh = cnt == 4 ? ks[1] : cnt >= 2 ? ks[0] : 1, kw = cnt == 4 ? ks[2] : cnt >= 2 ? ks[1] : 1;
-  kc_window g;
-  if (!kc_window_of(n, &xt->shape, kh, kw, false, &g))
-    return kc_error(L->diag, n->loc, "internal: invalid pooling geometry of '%s'", n->name);
-  LLVMValueRef c[4];
-  nhwc_coords(L, &g, g.C, i, c);
-  LLVMValueRef acc = slot(L, dt, kl_const_f(L, dt, max ? -INFINITY : 0), "acc");
-  LLVMValueRef taps = slot(L, KILN_I64, kl_i64(L, 0), "taps");
-  kl_loop lh = kl_for(L, kl_i64(L, g.KH), "kh");
-  LLVMValueRef inh, ih = tap(L, c[1], g.sh, g.pt, lh.index, 1, g.H, &inh);
-  LLVMBasicBlockRef endh = if_begin(L, inh, "row_in");
-  kl_loop lw = kl_for(L, kl_i64(L, g.KW), "kw");
-  LLVMValueRef inw, iw = tap(L, c[2], g.sw, g.pl, lw.index, 1, g.W, &inw);
-  LLVMBasicBlockRef endw = if_begin(L, inw, "col_in");
-  LLVMValueRef xi = add(L, mul(L, add(L, mul(L, add(L, mul(L, c[0], g.H), ih), g.W), iw), g.C), c[3]);
-  LLVMBuildStore(L->B, prim2(L, max ? "max" : "add", dt, get(L, dt, acc), kl_load(L, dt, kl_in(L, v, 0), xi)), acc);
-  LLVMBuildStore(L->B, add(L, get(L, KILN_I64, taps), kl_i64(L, 1)), taps);
-  if_end(L, endw);
-  kl_for_end(L, &lw);
-  if_end(L, endh);
-  kl_for_end(L, &lh);
-  LLVMValueRef r = get(L, dt, acc);
-  if (!max) r = prim2(L, "div", dt, r, kl_convert(L, get(L, KILN_I64, taps), KILN_I64, dt));
-  kl_store(L, dt, kl_out(L, v, 0), i, r);
+  const kg_type *t = kl_in_type(L, v, 0);
+  kiln_dtype dt = t->dtype;
+  int64_t k = kg_attr_int(n, "k", 0), outer, mid, inner;
+  bool largest = kg_attr_bool(n, "largest", true);
+  int64_t axis = kg_attr_int(n, "axis", -1);
+  split_axis(&t->shape, (int)(axis < 0 ? axis + t->shape.rank : axis), &outer, &mid, &inner);
+  LLVMValueRef x = kl_in(L, v, 0);
+  LLVMValueRef o = gk_udiv(L, i, mid * inner), a = gk_urem(L, gk_udiv(L, i, inner), mid), in = gk_urem(L, i, inner);
+  LLVMValueRef base = gk_add(L, gk_mul(L, o, mid * inner), in), xa = kl_load(L, dt, x, i);
+  LLVMValueRef rank = gk_slot(L, KILN_I64, kl_i64(L, 0), "rank");
+  kl_loop lb = kl_for(L, kl_i64(L, mid), "b");
+  LLVMValueRef xb = kl_load(L, dt, x, gk_add(L, base, gk_mul(L, lb.index, inner)));
+  LLVMValueRef earlier = LLVMBuildICmp(L->B, LLVMIntULT, lb.index, a, "");
+  LLVMValueRef later = LLVMBuildICmp(L->B, LLVMIntUGT, lb.index, a, "");
+  LLVMValueRef before = LLVMBuildOr(L->B, LLVMBuildAnd(L->B, earlier, kl_top_k_stays_ahead(L, dt, largest, xb, xa), ""),
+                                    LLVMBuildAnd(L->B, later, LLVMBuildNot(L->B, kl_top_k_stays_ahead(L, dt, largest, xa, xb), ""), ""), "");
+  LLVMBuildStore(L->B, gk_add(L, gk_get(L, KILN_I64, rank), LLVMBuildZExt(L->B, before, L->t_i64, "")), rank);
+  kl_for_end(L, &lb);
+  LLVMValueRef r = gk_get(L, KILN_I64, rank);
+  LLVMBasicBlockRef after = gk_if_begin(L, gk_ult(L, r, kl_i64(L, k)), "kept");
+  LLVMValueRef at = gk_add(L, gk_add(L, gk_mul(L, o, k * inner), gk_mul(L, r, inner)), in);
+  kl_store(L, dt, kl_out(L, v, 0), at, xa);
+  kl_store(L, KILN_I64, kl_out(L, v, 1), at, a);
+  gk_if_end(L, after);
   return true;
 }
 
@@ -725,46 +579,62 @@ kc_gpu_kind kc_gpu_kind_of(const kg_module *m, int v) {
     return KC_GPU_NOCODE;
   if ((f & KC_OP_ELEMENTWISE) || is_assign(n->op)) return KC_GPU_MAP;
   switch (n->op) {
+  case KC_OP_FILL: case KC_OP_ZEROS: case KC_OP_ONES: case KC_OP_RANGE: return KC_GPU_FILL;
   case KC_OP_SUM: case KC_OP_MEAN: case KC_OP_MAX: case KC_OP_MIN: case KC_OP_PROD: return KC_GPU_REDUCE;
+  case KC_OP_ARGMAX: return KC_GPU_ARGMAX;
+  case KC_OP_TOP_K: return KC_GPU_TOP_K;
   case KC_OP_SOFTMAX: case KC_OP_LOG_SOFTMAX: return KC_GPU_SOFTMAX;
-  case KC_OP_TRANSPOSE: case KC_OP_SLICE: case KC_OP_BROADCAST_TO: return KC_GPU_STRIDED;
+  case KC_OP_IDENTITY: case KC_OP_TRANSPOSE: case KC_OP_SLICE: case KC_OP_BROADCAST_TO: case KC_OP_STRIDED_SLICE: case KC_OP_PAD:
+  case KC_OP_STRIDED_SLICE_GRAD:
+    return KC_GPU_STRIDED;
   case KC_OP_MATMUL: return KC_GPU_MATMUL;
   case KC_OP_CONCAT: return KC_GPU_CONCAT;
-  case KC_OP_GATHER: return KC_GPU_GATHER;
-  case KC_OP_CONV2D: return KC_GPU_CONV2D;
-  case KC_OP_MAX_POOL: case KC_OP_AVG_POOL: return KC_GPU_POOL;
+  case KC_OP_GATHER: case KC_OP_SCATTER_ADD: case KC_OP_ONE_HOT: return KC_GPU_GATHER;
+  case KC_OP_CONV2D: case KC_OP_CONV2D_BACKPROP_INPUT: case KC_OP_CONV2D_BACKPROP_FILTER: case KC_OP_DEPTHWISE_CONV2D:
+  case KC_OP_DEPTHWISE_CONV2D_BACKPROP_INPUT: case KC_OP_DEPTHWISE_CONV2D_BACKPROP_FILTER: case KC_OP_MAX_POOL:
+  case KC_OP_AVG_POOL: case KC_OP_MAX_POOL_GRAD: case KC_OP_AVG_POOL_GRAD:
+    return KC_GPU_WINDOW;
   default: return KC_GPU_NONE;
   }
 }
 
 int64_t kc_gpu_threads(const kg_module *m, int v) {
   const kg_node *n = &m->nodes[v];
-  switch (kc_gpu_kind_of(m, v)) {
-  case KC_GPU_MAP: case KC_GPU_REDUCE: case KC_GPU_STRIDED: case KC_GPU_MATMUL: case KC_GPU_CONCAT:
-  case KC_GPU_GATHER: case KC_GPU_CONV2D: case KC_GPU_POOL:
-    return kg_shape_numel(&n->out[0].shape);
-  case KC_GPU_SOFTMAX: {
-    const kg_shape *s = &n->out[0].shape;
+  kc_gpu_kind k = kc_gpu_kind_of(m, v);
+  if (k == KC_GPU_SOFTMAX || k == KC_GPU_ARGMAX) { /* a row per thread */
+    const kg_shape *s = &kg_ref_type(m, n->in[0])->shape;
     if (!s->rank) return 1;
     int64_t outer, mid, inner;
-    split_axis(s, softmax_axis(n, s->rank), &outer, &mid, &inner);
+    split_axis(s, k == KC_GPU_SOFTMAX ? softmax_axis(n, s->rank) : argmax_axis(n, s->rank), &outer, &mid, &inner);
     return mid ? outer * inner : 0;
   }
-  default: return 0;
+  if (k == KC_GPU_TOP_K) return kg_shape_numel(&kg_ref_type(m, n->in[0])->shape); /* an input element per thread */
+  return k == KC_GPU_NONE || k == KC_GPU_NOCODE ? 0 : kg_shape_numel(&n->out[0].shape);
+}
+
+/* The terms each output element folds, for the kernels that are folds (-1: not one). */
+static int64_t fold_terms(const kg_module *m, int v) {
+  switch (kc_gpu_kind_of(m, v)) {
+  case KC_GPU_REDUCE: {
+    red_geom g;
+    red_geom_of(m, v, &g);
+    return g.count;
+  }
+  case KC_GPU_WINDOW: return kc_gpu_window_fold_terms(m, v);
+  default: return -1;
   }
 }
 
-/* Block kernels: the tiled GEMM and the large reductions. */
+/* Block kernels: the tiled GEMM, and folds of many terms into each output. */
 static bool is_blocked(const kg_module *m, int v) {
-  kc_gpu_kind k = kc_gpu_kind_of(m, v);
-  return k == KC_GPU_MATMUL || (k == KC_GPU_REDUCE && reduce_blocked(m, v));
+  return kc_gpu_kind_of(m, v) == KC_GPU_MATMUL || fold_terms(m, v) >= GK_FOLD_BLOCK_MIN;
 }
 
 kc_gpu_geom kc_gpu_geometry(const kg_module *m, int v) {
-  kc_gpu_geom g = {.block = GPU_BLOCK};
+  kc_gpu_geom g = {.block = GK_BLOCK};
   if (!is_blocked(m, v)) {
     g.n = kc_gpu_threads(m, v);
-    g.grid = g.n > 0 ? (g.n + GPU_BLOCK - 1) / GPU_BLOCK : 0;
+    g.grid = g.n > 0 ? (g.n + GK_BLOCK - 1) / GK_BLOCK : 0;
     return g;
   }
   g.blocked = true;
@@ -775,11 +645,13 @@ kc_gpu_geom kc_gpu_geometry(const kg_module *m, int v) {
   } else {
     g.grid = kg_shape_numel(&m->nodes[v].out[0].shape);
   }
-  g.n = g.grid * GPU_BLOCK;
+  g.n = g.grid * GK_BLOCK;
   return g;
 }
 
-static bool emit_body(kl_ctx *L, int v, LLVMValueRef i) {
+/* One thread's unit of a thread kernel (B NULL), or a block's output
+ * element of a blocked fold. */
+static bool emit_body(kl_ctx *L, gk_blk *B, int v, LLVMValueRef i) {
   const kg_node *n = &L->m->nodes[v];
   switch (kc_gpu_kind_of(L->m, v)) {
   case KC_GPU_MAP: {
@@ -787,13 +659,16 @@ static bool emit_body(kl_ctx *L, int v, LLVMValueRef i) {
     const kc_expr *e = kc_node_expr(L->m->arena, n, err, sizeof err);
     return e ? kl_emit_map(L, v, e) : kc_error(L->diag, n->loc, "%s", err);
   }
-  case KC_GPU_REDUCE: return emit_reduce(L, v, i);
+  case KC_GPU_FILL: return emit_fill(L, v, i);
+  case KC_GPU_REDUCE: return emit_reduce(L, B, v, i);
+  case KC_GPU_ARGMAX: return emit_argmax(L, v, i);
+  case KC_GPU_TOP_K: return emit_top_k(L, v, i);
   case KC_GPU_SOFTMAX: return emit_softmax(L, v, i);
-  case KC_GPU_STRIDED: return emit_strided(L, v, i);
+  case KC_GPU_STRIDED: return n->op == KC_OP_STRIDED_SLICE_GRAD ? emit_strided_slice_grad(L, v, i) : emit_strided(L, v, i);
   case KC_GPU_CONCAT: return emit_concat(L, v, i);
-  case KC_GPU_GATHER: return emit_gather(L, v, i);
-  case KC_GPU_CONV2D: return emit_conv2d(L, v, i);
-  case KC_GPU_POOL: return emit_pool(L, v, i);
+  case KC_GPU_GATHER:
+    return n->op == KC_OP_GATHER ? emit_gather(L, v, i) : n->op == KC_OP_ONE_HOT ? emit_one_hot(L, v, i) : emit_scatter_add(L, v, i);
+  case KC_GPU_WINDOW: return kl_gpu_emit_window(L, B, v, i);
   default: return kc_error(L->diag, n->loc, "internal: '%s' (%s) has no GPU kernel", n->name, kc_ops[n->op].name);
   }
 }
@@ -809,24 +684,24 @@ bool kl_gpu_emit_kernel(kl_ctx *L, int v, LLVMValueRef *args, LLVMValueRef n, bo
   L->kernel_args = args;
   bool ok;
   if (is_blocked(L->m, v)) {
-    blk B = {.L = L, .emu = emulate};
+    gk_blk B = {.L = L, .emu = emulate};
     kl_loop gl;
     if (emulate) {
-      gl = kl_for(L, LLVMBuildUDiv(L->B, n, kl_i64(L, GPU_BLOCK), ""), "block");
+      gl = kl_for(L, LLVMBuildUDiv(L->B, n, kl_i64(L, GK_BLOCK), ""), "block");
       B.block = gl.index;
     } else {
       B.block = sreg(L, "llvm.nvvm.read.ptx.sreg.ctaid.x");
       B.gpu_tid = sreg(L, "llvm.nvvm.read.ptx.sreg.tid.x");
     }
-    ok = kc_gpu_kind_of(L->m, v) == KC_GPU_MATMUL ? emit_matmul_tiled(L, &B, v) : emit_reduce_block(L, &B, v);
+    ok = kc_gpu_kind_of(L->m, v) == KC_GPU_MATMUL ? emit_matmul_tiled(L, &B, v) : emit_body(L, &B, v, B.block);
     if (emulate) kl_for_end(L, &gl);
   } else if (emulate) {
     kl_loop lp = kl_for(L, n, "emulated");
     L->kernel_index = lp.index;
-    ok = emit_body(L, v, lp.index);
+    ok = emit_body(L, NULL, v, lp.index);
     kl_for_end(L, &lp);
   } else {
-    LLVMValueRef i = add(L, LLVMBuildMul(L->B, sreg(L, "llvm.nvvm.read.ptx.sreg.ctaid.x"),
+    LLVMValueRef i = gk_add(L, LLVMBuildMul(L->B, sreg(L, "llvm.nvvm.read.ptx.sreg.ctaid.x"),
                                          sreg(L, "llvm.nvvm.read.ptx.sreg.ntid.x"), ""),
                          sreg(L, "llvm.nvvm.read.ptx.sreg.tid.x"));
     LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(L->C, L->fn, "body");
@@ -834,7 +709,7 @@ bool kl_gpu_emit_kernel(kl_ctx *L, int v, LLVMValueRef *args, LLVMValueRef n, bo
     LLVMBuildCondBr(L->B, LLVMBuildICmp(L->B, LLVMIntSLT, i, n, ""), body, done);
     LLVMPositionBuilderAtEnd(L->B, body);
     L->kernel_index = i;
-    ok = emit_body(L, v, i);
+    ok = emit_body(L, NULL, v, i);
     LLVMBuildBr(L->B, done);
     LLVMPositionBuilderAtEnd(L->B, done);
   }

@@ -142,6 +142,22 @@ LLVMValueRef kl_ptr_array(kl_ctx *L, LLVMValueRef *ptrs, int n);
  * kl_lower_elementwise and by fused nodes. */
 bool kl_emit_map(kl_ctx *L, int node, const struct kc_expr *expr);
 
+/* ---- element rules the CPU lowerings and the GPU kernels share ---- */
+
+/* The value every element of a fill, zeros or ones node takes. */
+LLVMValueRef kl_fill_value(kl_ctx *L, int node);
+/* Element i (an i64) of a range node: start + i*delta, computed in f64. */
+LLVMValueRef kl_range_value(kl_ctx *L, int node, LLVMValueRef i);
+/* argmax: whether v replaces best (greater, or a NaN over a number: TF's rule). */
+LLVMValueRef kl_argmax_takes(kl_ctx *L, kiln_dtype dt, LLVMValueRef v, LLVMValueRef best);
+/* top_k: whether the element b, earlier in its row, stays ahead of v: b >= v
+ * for largest (b <= v for smallest), NaN counting as the largest value. */
+LLVMValueRef kl_top_k_stays_ahead(kl_ctx *L, kiln_dtype dt, bool largest, LLVMValueRef b, LLVMValueRef v);
+/* max_pool_grad: whether tap v becomes its window's maximum over best:
+ * strictly greater, so the first maximum in window order wins, or `first`
+ * (the window's first tap, so a window of NaN or -inf still has one). */
+LLVMValueRef kl_pool_max_takes(kl_ctx *L, kiln_dtype dt, LLVMValueRef v, LLVMValueRef best, LLVMValueRef first);
+
 /* ---- the module descriptor (lower/descriptors.c) ---- */
 
 /* Emits `<sym>_desc`, the kiln_module_desc of runtime/kilnrt.h. */

@@ -14,14 +14,16 @@ typedef enum kc_gpu_kind {
   KC_GPU_NONE,      /* no GPU kernel: the placement pass moves it or fails */
   KC_GPU_NOCODE,    /* runs nowhere: variables, no_op, aliases (device_copy: the runtime copies) */
   KC_GPU_MAP,       /* elementwise, fused, bias_add, assignments: element i per thread */
-  KC_GPU_REDUCE,    /* sum mean max min prod: output element i per thread */
+  KC_GPU_FILL,      /* fill, zeros, ones, range: element i per thread */
+  KC_GPU_REDUCE,    /* sum mean max min prod: output element i per thread, or per block when large */
+  KC_GPU_ARGMAX,    /* argmax: row i per thread */
+  KC_GPU_TOP_K,     /* top_k: input element i per thread finds its rank in its row */
   KC_GPU_SOFTMAX,   /* softmax, log_softmax: row i per thread */
-  KC_GPU_STRIDED,   /* transpose, slice, broadcast_to: output element i per thread */
+  KC_GPU_STRIDED,   /* transpose, slice, broadcast_to, strided_slice, pad, strided_slice_grad: output element i */
   KC_GPU_MATMUL,    /* a tiled GEMM, one 64 x 64 tile of C per block (or cuBLAS at run time) */
   KC_GPU_CONCAT,    /* output element i per thread */
-  KC_GPU_GATHER,    /* output element i per thread (an index out of range gives 0) */
-  KC_GPU_CONV2D,    /* direct: output element i per thread */
-  KC_GPU_POOL       /* max_pool, avg_pool: output element i per thread */
+  KC_GPU_GATHER,    /* gather, scatter_add, one_hot: output element i per thread (indices out of range: 0) */
+  KC_GPU_WINDOW     /* conv2d, depthwise_conv2d, the pools and all their gradients (lower/gpu_window.c) */
 } kc_gpu_kind;
 
 kc_gpu_kind kc_gpu_kind_of(const kg_module *m, int node);

@@ -262,6 +262,18 @@ bool kc_infer_pool(kc_infer_ctx *c, kg_node *n) {
   return true;
 }
 
+bool kc_window_of_node(const kg_module *m, const kg_node *n, kc_window *g) {
+  kg_shape xs, fs, ys;
+  switch (n->op) {
+  case KC_OP_MAX_POOL: case KC_OP_AVG_POOL: case KC_OP_MAX_POOL_GRAD: case KC_OP_AVG_POOL_GRAD:
+    return pool_geom(NULL, m, n, g, &xs, &ys);
+  case KC_OP_CONV2D: case KC_OP_CONV2D_BACKPROP_INPUT: case KC_OP_CONV2D_BACKPROP_FILTER:
+  case KC_OP_DEPTHWISE_CONV2D: case KC_OP_DEPTHWISE_CONV2D_BACKPROP_INPUT: case KC_OP_DEPTHWISE_CONV2D_BACKPROP_FILTER:
+    return conv_geom(NULL, m, n, g, &xs, &fs, &ys);
+  default: return false;
+  }
+}
+
 /* ---- bias_add: elementwise add(value, bias), bias one value per channel ---- */
 
 bool kc_infer_bias_add(kc_infer_ctx *c, kg_node *n) {
@@ -1178,6 +1190,11 @@ static void pool_before(kl_ctx *L, const win_geom *g, void *arg, const win_at *a
   LLVMBuildStore(L->B, kl_i64(L, -1), p->bidx);
 }
 
+LLVMValueRef kl_pool_max_takes(kl_ctx *L, kiln_dtype dt, LLVMValueRef v, LLVMValueRef best, LLVMValueRef first) {
+  LLVMValueRef args[2] = {v, best};
+  return LLVMBuildOr(L->B, kl_prim(L, "gt", dt, KILN_BOOL, args, 2), first, "");
+}
+
 static void pool_tap(kl_ctx *L, const win_geom *g, void *arg, const win_at *at) {
   pool_arg *p = arg;
   if (p->op != KC_OP_MAX_POOL_GRAD) {
@@ -1189,9 +1206,7 @@ static void pool_tap(kl_ctx *L, const win_geom *g, void *arg, const win_at *at) 
   LLVMValueRef xi = iadd(L, at->xoff, at->c);
   LLVMValueRef v = kl_load(L, p->dt, p->x, xi), best = LLVMBuildLoad2(L->B, kl_value_type(L, p->dt), p->best, "");
   LLVMValueRef bidx = LLVMBuildLoad2(L->B, L->t_i64, p->bidx, "");
-  LLVMValueRef args[2] = {v, best};
-  LLVMValueRef take = LLVMBuildOr(L->B, kl_prim(L, "gt", p->dt, KILN_BOOL, args, 2),
-                                  LLVMBuildICmp(L->B, LLVMIntSLT, bidx, kl_i64(L, 0), ""), "");
+  LLVMValueRef take = kl_pool_max_takes(L, p->dt, v, best, LLVMBuildICmp(L->B, LLVMIntSLT, bidx, kl_i64(L, 0), ""));
   LLVMBuildStore(L->B, LLVMBuildSelect(L->B, take, v, best, ""), p->best);
   LLVMBuildStore(L->B, LLVMBuildSelect(L->B, take, xi, bidx, ""), p->bidx);
 }

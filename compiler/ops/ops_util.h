@@ -41,6 +41,9 @@ typedef struct kc_window {
 /* The window of kh x kw taps of node n over input x (dilations read when
  * `dilated`); false for attributes the shape rule would reject. */
 bool kc_window_of(const kg_node *n, const kg_shape *x, int64_t kh, int64_t kw, bool dilated, kc_window *g);
+/* The whole window (M included) of a conv2d-family or pooling node of m, its
+ * gradient ops too; false for any other node or a geometry the shape rule rejects. */
+bool kc_window_of_node(const kg_module *m, const kg_node *n, kc_window *g);
 
 /* The compile-time form of a strided slice: per input dimension the first
  * index, step and count; per output dimension the input dimension it walks

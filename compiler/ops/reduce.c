@@ -327,7 +327,7 @@ bool kc_infer_argmax(kc_infer_ctx *c, kg_node *n) {
 
 /* Whether v should replace best: strictly greater (so the first maximum
  * wins), or, for floats, the first NaN (NumPy's argmax treats NaN as max). */
-static LLVMValueRef argmax_takes(kl_ctx *L, kiln_dtype dt, LLVMValueRef v, LLVMValueRef best) {
+LLVMValueRef kl_argmax_takes(kl_ctx *L, kiln_dtype dt, LLVMValueRef v, LLVMValueRef best) {
   LLVMValueRef args[2] = {v, best};
   LLVMValueRef gt = kl_prim(L, "gt", dt, KILN_BOOL, args, 2);
   if (!kg_dtype_is_float(dt))
@@ -359,7 +359,7 @@ bool kl_lower_argmax(kl_ctx *L, int node) {
   kl_loop la = kl_for(L, kl_i64(L, mid), "ama");
   LLVMValueRef v = kl_load(L, dt, x, mul_add(L, base, la.index, inner));
   LLVMValueRef b = slot_get(L, dt, best);
-  LLVMValueRef take = argmax_takes(L, dt, v, b);
+  LLVMValueRef take = kl_argmax_takes(L, dt, v, b);
   LLVMBuildStore(L->B, LLVMBuildSelect(L->B, take, v, b, ""), best);
   LLVMBuildStore(L->B, LLVMBuildSelect(L->B, take, la.index, slot_get(L, KILN_I64, bi), ""), bi);
   kl_for_end(L, &la);

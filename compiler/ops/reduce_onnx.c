@@ -32,7 +32,7 @@ bool kc_infer_top_k(kc_infer_ctx *c, kg_node *n) {
 /* Whether the kept element b stays ahead of the newer element v: b >= v
  * for largest (b <= v for smallest), so equal values keep index order.
  * NaN counts as the largest value (NumPy's sort order). */
-static LLVMValueRef stays_ahead(kl_ctx *L, kiln_dtype dt, bool largest, LLVMValueRef b, LLVMValueRef v) {
+LLVMValueRef kl_top_k_stays_ahead(kl_ctx *L, kiln_dtype dt, bool largest, LLVMValueRef b, LLVMValueRef v) {
   LLVMValueRef args[2] = {b, v};
   LLVMValueRef r = kl_prim(L, largest ? "ge" : "le", dt, KILN_BOOL, args, 2);
   if (!kg_dtype_is_float(dt)) return r;
@@ -63,7 +63,7 @@ static void insert_one(kl_ctx *L, kiln_dtype dt, bool largest, LLVMValueRef vals
   LLVMBuildStore(B, kl_i64(L, 0), pslot);
   kl_loop lp = kl_for(L, f, "topk_place");
   LLVMValueRef b = kl_load(L, dt, vals, idx_at(L, obase, lp.index, inner));
-  LLVMValueRef ahead = LLVMBuildZExt(B, stays_ahead(L, dt, largest, b, v), L->t_i64, "");
+  LLVMValueRef ahead = LLVMBuildZExt(B, kl_top_k_stays_ahead(L, dt, largest, b, v), L->t_i64, "");
   LLVMBuildStore(B, LLVMBuildAdd(B, LLVMBuildLoad2(B, L->t_i64, pslot, ""), ahead, ""), pslot);
   kl_for_end(L, &lp);
   LLVMValueRef p = LLVMBuildLoad2(B, L->t_i64, pslot, "");

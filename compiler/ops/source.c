@@ -40,12 +40,16 @@ bool kl_lower_copy(kl_ctx *L, int node) {
   return true;
 }
 
-bool kl_lower_fill(kl_ctx *L, int node) {
+LLVMValueRef kl_fill_value(kl_ctx *L, int node) {
   const kg_node *n = &L->m->nodes[node];
+  kiln_dtype dt = kl_out_type(L, node, 0)->dtype;
+  if (n->op == KC_OP_FILL) return kl_load(L, dt, kl_in(L, node, 0), kl_i64(L, 0));
+  return kl_const_f(L, dt, n->op == KC_OP_ONES ? 1.0 : 0.0);
+}
+
+bool kl_lower_fill(kl_ctx *L, int node) {
   const kg_type *t = kl_out_type(L, node, 0);
-  LLVMValueRef v;
-  if (n->op == KC_OP_FILL) v = kl_load(L, t->dtype, kl_in(L, node, 0), kl_i64(L, 0));
-  else v = kl_const_f(L, t->dtype, n->op == KC_OP_ONES ? 1.0 : 0.0);
+  LLVMValueRef v = kl_fill_value(L, node);
   LLVMValueRef out = kl_out(L, node, 0);
   kl_loop lp = kl_for(L, kl_i64(L, kg_shape_numel(&t->shape)), "fill");
   kl_store(L, t->dtype, out, lp.index, v);
@@ -72,17 +76,20 @@ bool kl_lower_random(kl_ctx *L, int node) {
   return true;
 }
 
-bool kl_lower_range(kl_ctx *L, int node) {
+/* computed in f64 and converted, so integer and float ranges share one rule */
+LLVMValueRef kl_range_value(kl_ctx *L, int node, LLVMValueRef index) {
   const kg_node *n = &L->m->nodes[node];
-  const kg_type *t = kl_out_type(L, node, 0);
-  kiln_dtype dt = t->dtype;
-  LLVMValueRef out = kl_out(L, node, 0);
-  kl_loop lp = kl_for(L, kl_i64(L, kg_shape_numel(&t->shape)), "range");
-  /* computed in f64 and converted, so integer and float ranges share one rule */
-  LLVMValueRef i = LLVMBuildSIToFP(L->B, lp.index, L->t_f64, "");
+  LLVMValueRef i = LLVMBuildSIToFP(L->B, index, L->t_f64, "");
   LLVMValueRef v = LLVMBuildFAdd(L->B, LLVMConstReal(L->t_f64, kg_attr_float(n, "start", 0)),
                                  LLVMBuildFMul(L->B, i, LLVMConstReal(L->t_f64, kg_attr_float(n, "delta", 1)), ""), "");
-  kl_store(L, dt, out, lp.index, kl_convert(L, v, KILN_F64, dt));
+  return kl_convert(L, v, KILN_F64, kl_out_type(L, node, 0)->dtype);
+}
+
+bool kl_lower_range(kl_ctx *L, int node) {
+  const kg_type *t = kl_out_type(L, node, 0);
+  LLVMValueRef out = kl_out(L, node, 0);
+  kl_loop lp = kl_for(L, kl_i64(L, kg_shape_numel(&t->shape)), "range");
+  kl_store(L, t->dtype, out, lp.index, kl_range_value(L, node, lp.index));
   kl_for_end(L, &lp);
   return true;
 }

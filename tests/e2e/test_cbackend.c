@@ -21,7 +21,6 @@
  * Run from the repository root (the digits examples read build/digits/). */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,56 +35,6 @@
 #define QEMU_RTOL 1e-4
 #define QEMU_ATOL 1e-6
 
-static bool have(const char *prog) {
-  const char *path = getenv("PATH");
-  char file[1024];
-  for (const char *s = path ? path : ""; *s;) {
-    const char *colon = strchr(s, ':');
-    size_t n = colon ? (size_t)(colon - s) : strlen(s);
-    snprintf(file, sizeof file, "%.*s/%s", (int)n, s, prog);
-    if (access(file, X_OK) == 0) return true;
-    if (!colon) break;
-    s = colon + 1;
-  }
-  return false;
-}
-
-/* ---- number-tolerant comparison of printed output (as test_cross.c) ---- */
-
-static bool starts_token(const char *s, const char *begin) { return s == begin || strchr(" \t\n[](,=:", s[-1]); }
-static bool ends_token(const char *e) { return !*e || strchr(" \t\n[](),:", *e); }
-static bool looks_float(const char *s, const char *e) {
-  for (const char *c = s; c < e; c++)
-    if (*c == '.' || *c == 'e' || *c == 'E' || *c == 'n' || *c == 'N') return true;
-  return false;
-}
-
-static bool same_output(const char *got, const char *want, double rtol, double atol, char *gl, char *wl, size_t cap) {
-  const char *g = got, *w = want;
-  while (*g || *w) {
-    if (starts_token(g, got) && starts_token(w, want)) {
-      char *ge, *we;
-      double a = strtod(g, &ge), b = strtod(w, &we);
-      if (ge > g && we > w && ends_token(ge) && ends_token(we) && looks_float(g, ge) && looks_float(w, we)) {
-        bool eq = (isnan(a) && isnan(b)) || a == b || fabs(a - b) <= atol + rtol * fmax(fabs(a), fabs(b));
-        if (!eq) goto differ;
-        g = ge, w = we;
-        continue;
-      }
-    }
-    if (*g != *w) goto differ;
-    g++, w++;
-  }
-  return true;
-differ:;
-  const char *gs = g, *ws = w;
-  while (gs > got && gs[-1] != '\n') gs--;
-  while (ws > want && ws[-1] != '\n') ws--;
-  snprintf(gl, cap, "%.*s", (int)strcspn(gs, "\n"), gs);
-  snprintf(wl, cap, "%.*s", (int)strcspn(ws, "\n"), ws);
-  return false;
-}
-
 /* ---- the examples ---- */
 
 typedef struct ex_param {
@@ -93,8 +42,6 @@ typedef struct ex_param {
   char triple[32]; /* cbackend/qemu: the target; else "" */
   char arch[16];
 } ex_param;
-
-static void free_params(struct criterion_test_params *crp) { cr_free(crp->params); }
 
 /* The examples with an .expected file, once per triple in `triples` ("" alone: the host). */
 static struct criterion_test_params example_params(const char *const *triples, const char *const *archs, int nt) {
@@ -114,7 +61,7 @@ static struct criterion_test_params example_params(const char *const *triples, c
     free(files[i]);
   }
   free(files);
-  return cr_make_param_array(ex_param, p, (size_t)k, free_params);
+  return cr_make_param_array(ex_param, p, (size_t)k, tu_free_params);
 }
 
 /* Builds examples/NAME.kg with extra options into dir/exe and runs it from the repository root. */
@@ -151,7 +98,7 @@ ParameterizedTest(ex_param *p, cbackend, examples) {
     cr_assert_eq(c.status, 0, "%s (--backend c%s): exit %d: %s%s", p->name, pass ? " --blas generated" : "", c.status,
                  c.out, c.err);
     char gl[512], wl[512];
-    cr_assert(same_output(c.out, l.out, C_RTOL, C_ATOL, gl, wl, sizeof gl),
+    cr_assert(tu_same_output(c.out, l.out, C_RTOL, C_ATOL, gl, wl, sizeof gl),
               "%s (--backend c%s) differs from the LLVM backend:\n  c:    %s\n  llvm: %s", p->name,
               pass ? " --blas generated" : "", gl, wl);
     tu_free(&c);
@@ -185,7 +132,7 @@ ParameterizedTest(ex_param *p, cbackend, warnings) {
   bool clang_done = false;
   for (size_t i = 0; i < sizeof compilers / sizeof *compilers; i++) {
     bool is_clang = !strncmp(compilers[i], "clang", 5);
-    if ((is_clang && clang_done) || !have(compilers[i])) continue;
+    if ((is_clang && clang_done) || !tu_have(compilers[i])) continue;
     clang_done |= is_clang;
     for (int g = 0; g < 2; g++) {
       char *cc[] = {(char *)compilers[i], "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", "-O2",
@@ -211,14 +158,11 @@ ParameterizedTestParameters(cbackend, qemu) {
 }
 
 ParameterizedTest(ex_param *p, cbackend, qemu) {
-  char cc[64], qemu[64], sysroot[64];
-  snprintf(cc, sizeof cc, "%s-gcc", p->triple);
+  char qemu[64], sysroot[64];
   snprintf(qemu, sizeof qemu, "qemu-%s", p->arch);
   snprintf(sysroot, sizeof sysroot, "/usr/%s", p->triple);
-  if (!have(cc)) cr_skip_test("%s is not installed (make deps installs gcc-%s)", cc, p->triple);
-  if (!have(qemu)) cr_skip_test("%s is not installed (make deps installs qemu-user)", qemu);
-  if (getenv("KILN_LDFLAGS") && strstr(getenv("KILN_LDFLAGS"), "-fsanitize"))
-    cr_skip_test("the cross runtimes are built without sanitizers");
+  tu_need_cross_tools(p->triple, p->arch);
+  if (tu_sanitized()) cr_skip_test("the cross runtimes are built without sanitizers");
   char src[256], want_path[256];
   snprintf(src, sizeof src, "examples/%s.kg", p->name);
   snprintf(want_path, sizeof want_path, "examples/%s.expected", p->name);
@@ -242,7 +186,7 @@ ParameterizedTest(ex_param *p, cbackend, qemu) {
   cr_assert_eq(r.status, 0, "%s under %s: exit %d: %s", p->name, qemu, r.status, r.err);
   char *want = tu_read_file(want_path, NULL);
   char gl[512], wl[512];
-  cr_assert(same_output(r.out, want, QEMU_RTOL, QEMU_ATOL, gl, wl, sizeof gl),
+  cr_assert(tu_same_output(r.out, want, QEMU_RTOL, QEMU_ATOL, gl, wl, sizeof gl),
             "%s under %s differs from %s:\n  got:  %s\n  want: %s", p->name, qemu, want_path, gl, wl);
   free(want);
   tu_free(&r);

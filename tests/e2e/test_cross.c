@@ -16,7 +16,6 @@
  *   qemu-riscv64 -L /usr/riscv64-linux-gnu [-cpu rv64,v=true,vlen=128] PROG */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,93 +40,17 @@ static const cross_param configs[] = {
     {"", "riscv64-linux-gnu", "riscv64", "+m,+a,+f,+d,+c,+v", "rv64,v=true,vlen=128"},
 };
 
-/* True when prog is an executable on $PATH. */
-static bool have(const char *prog) {
-  const char *path = getenv("PATH");
-  char file[1024];
-  for (const char *s = path ? path : ""; *s;) {
-    const char *colon = strchr(s, ':');
-    size_t n = colon ? (size_t)(colon - s) : strlen(s);
-    snprintf(file, sizeof file, "%.*s/%s", (int)n, s, prog);
-    if (access(file, X_OK) == 0) return true;
-    if (!colon) break;
-    s = colon + 1;
-  }
-  return false;
-}
-
-/* Skips the test (with the reason) when the target's tools are missing. */
-static void need_tools(const cross_param *p) {
-  char cc[64], qemu[64];
-  snprintf(cc, sizeof cc, "%s-gcc", p->triple);
-  snprintf(qemu, sizeof qemu, "qemu-%s", p->arch);
-  if (!have(cc)) cr_skip_test("%s is not installed (make deps installs gcc-%s)", cc, p->triple);
-  if (!have(qemu)) cr_skip_test("%s is not installed (make deps installs qemu-user)", qemu);
-}
-
-/* The link does not take the host's $KILN_LDFLAGS (sanitizer flags): the
- * cross runtimes are built without sanitizers. */
-static bool sanitized(void) {
-  const char *f = getenv("KILN_LDFLAGS");
-  return f && strstr(f, "-fsanitize");
-}
-
-static void free_params(struct criterion_test_params *crp) { cr_free(crp->params); }
-
-/* ---- number-tolerant comparison of printed output ---- */
-
-static bool starts_token(const char *s, const char *begin) {
-  return s == begin || strchr(" \t\n[](,=:", s[-1]);
-}
-
-static bool ends_token(const char *e) { return !*e || strchr(" \t\n[](),:", *e); }
-
-/* A float as the runtime prints it: %.6g with ".0" added to integral values,
- * so it has a '.', an exponent, or is inf/nan; integers have none. */
-static bool looks_float(const char *s, const char *e) {
-  for (const char *c = s; c < e; c++)
-    if (*c == '.' || *c == 'e' || *c == 'E' || *c == 'n' || *c == 'N') return true;
-  return false;
-}
-
-/* Compares got with want; on a difference returns false with the first
- * differing line of each in the buffers. */
-static bool same_output(const char *got, const char *want, char *gl, char *wl, size_t cap) {
-  const char *g = got, *w = want;
-  while (*g || *w) {
-    if (starts_token(g, got) && starts_token(w, want)) {
-      char *ge, *we;
-      double a = strtod(g, &ge), b = strtod(w, &we);
-      if (ge > g && we > w && ends_token(ge) && ends_token(we) && looks_float(g, ge) && looks_float(w, we)) {
-        bool eq = (isnan(a) && isnan(b)) || a == b || fabs(a - b) <= CROSS_ATOL + CROSS_RTOL * fmax(fabs(a), fabs(b));
-        if (!eq) goto differ;
-        g = ge, w = we;
-        continue;
-      }
-    }
-    if (*g != *w) goto differ;
-    g++, w++;
-  }
-  return true;
-differ:;
-  const char *gs = g, *ws = w;
-  while (gs > got && gs[-1] != '\n') gs--;
-  while (ws > want && ws[-1] != '\n') ws--;
-  snprintf(gl, cap, "%.*s", (int)strcspn(gs, "\n"), gs);
-  snprintf(wl, cap, "%.*s", (int)strcspn(ws, "\n"), ws);
-  return false;
-}
-
 Test(cross, compare_tolerance) {
   char gl[256], wl[256];
-  cr_assert(same_output("[0.0 2.3759 0.05 0.1]\n", "[0.0 2.3759 0.05 0.1]\n", gl, wl, sizeof gl));
-  cr_assert(same_output("[1.0 0.880797]\n", "[1.0 0.880798]\n", gl, wl, sizeof gl));
-  cr_assert(same_output("nan -inf 1e+10\n", "nan -inf 1.00001e+10\n", gl, wl, sizeof gl));
-  cr_assert(!same_output("0.2854\n", "0.2855\n", gl, wl, sizeof gl));
-  cr_assert(!same_output("step 10\n", "step 11\n", gl, wl, sizeof gl)); /* integers exactly */
-  cr_assert(!same_output("[1 2]\n3\n", "[1 2]\n", gl, wl, sizeof gl));
+  const double r = CROSS_RTOL, a = CROSS_ATOL;
+  cr_assert(tu_same_output("[0.0 2.3759 0.05 0.1]\n", "[0.0 2.3759 0.05 0.1]\n", r, a, gl, wl, sizeof gl));
+  cr_assert(tu_same_output("[1.0 0.880797]\n", "[1.0 0.880798]\n", r, a, gl, wl, sizeof gl));
+  cr_assert(tu_same_output("nan -inf 1e+10\n", "nan -inf 1.00001e+10\n", r, a, gl, wl, sizeof gl));
+  cr_assert(!tu_same_output("0.2854\n", "0.2855\n", r, a, gl, wl, sizeof gl));
+  cr_assert(!tu_same_output("step 10\n", "step 11\n", r, a, gl, wl, sizeof gl)); /* integers exactly */
+  cr_assert(!tu_same_output("[1 2]\n3\n", "[1 2]\n", r, a, gl, wl, sizeof gl));
   cr_assert_str_eq(gl, "3");
-  cr_assert(!same_output("info\n", "inf\n", gl, wl, sizeof gl)); /* not a number inside a word */
+  cr_assert(!tu_same_output("info\n", "inf\n", r, a, gl, wl, sizeof gl)); /* not a number inside a word */
 }
 
 /* ---- every example, built for each target and run under qemu ---- */
@@ -147,7 +70,7 @@ ParameterizedTestParameters(cross, examples) {
     free(files[i]);
   }
   free(files);
-  return cr_make_param_array(cross_param, p, k, free_params);
+  return cr_make_param_array(cross_param, p, k, tu_free_params);
 }
 
 /* A module that opens a TensorBoard event file (`summary "LOGDIR"` in its
@@ -196,6 +119,7 @@ static tu_result build_for(const cross_param *p, const char *src, const char *ou
   argv[n++] = "-o";
   argv[n++] = (char *)out;
   argv[n] = NULL;
+  /* not the host's $KILN_LDFLAGS (sanitizer flags): the cross runtimes are built without sanitizers */
   unsetenv("KILN_LDFLAGS");
   return tu_run(argv, 300);
 }
@@ -207,7 +131,7 @@ ParameterizedTest(cross_param *p, cross, examples, .timeout = 600) {
   snprintf(expected_path, sizeof expected_path, "%.*s.expected", (int)(strlen(p->path) - 3), p->path);
   char *expected = tu_read_file(expected_path, NULL);
   if (!expected) cr_skip_test("%s has no .expected file (a library-style module)", p->path);
-  need_tools(p);
+  tu_need_cross_tools(p->triple, p->arch);
   char *src = tu_read_file(p->path, NULL);
   cr_assert(src, "cannot read %s", p->path);
   bool no_events = writes_event_file(src);
@@ -218,7 +142,7 @@ ParameterizedTest(cross_param *p, cross, examples, .timeout = 600) {
                  "(it is run without +v)",
                  p->path, cfg);
 
-  bool was_sanitized = sanitized();
+  bool was_sanitized = tu_sanitized();
   char *dir = tu_tmpdir();
   char exe[512];
   snprintf(exe, sizeof exe, "%s/prog", dir);
@@ -247,7 +171,7 @@ ParameterizedTest(cross_param *p, cross, examples, .timeout = 600) {
   }
   cr_assert_eq(r.status, 0, "%s for %s exited %d under %s:\n%s", p->path, cfg, r.status, qemu, r.err);
   char gl[512], wl[512];
-  cr_assert(same_output(r.out, expected, gl, wl, sizeof gl),
+  cr_assert(tu_same_output(r.out, expected, CROSS_RTOL, CROSS_ATOL, gl, wl, sizeof gl),
             "%s for %s differs from %s (floats within %g relative):\n  got:      %s\n  expected: %s\nfull output:\n%s",
             p->path, cfg, expected_path, CROSS_RTOL, gl, wl, r.out);
   tu_free(&r);
@@ -287,8 +211,8 @@ static bool elf_info(const char *path, int *machine, bool *interp) {
 enum { EM_X86_64_ = 62, EM_AARCH64_ = 183, EM_RISCV_ = 243 };
 
 static void static_run(const cross_param *p, int machine) {
-  need_tools(p);
-  if (sanitized()) cr_skip_test("the sanitizer pass builds no static executables");
+  tu_need_cross_tools(p->triple, p->arch);
+  if (tu_sanitized()) cr_skip_test("the sanitizer pass builds no static executables");
   char *expected = tu_read_file("examples/train_step.expected", NULL);
   cr_assert(expected);
   char *dir = tu_tmpdir();
@@ -307,7 +231,8 @@ static void static_run(const cross_param *p, int machine) {
   r = tu_run(argv, 300);
   cr_assert_eq(r.status, 0, "static train_step for %s exited %d:\n%s", p->triple, r.status, r.err);
   char gl[512], wl[512];
-  cr_assert(same_output(r.out, expected, gl, wl, sizeof gl), "got: %s\nexpected: %s", gl, wl);
+  cr_assert(tu_same_output(r.out, expected, CROSS_RTOL, CROSS_ATOL, gl, wl, sizeof gl),
+            "got: %s\nexpected: %s", gl, wl);
   tu_free(&r);
   free(expected);
   tu_rmtree(dir);
@@ -318,7 +243,7 @@ Test(cross, static_aarch64, .timeout = 600) { static_run(&configs[0], EM_AARCH64
 Test(cross, static_riscv64, .timeout = 600) { static_run(&configs[1], EM_RISCV_); }
 
 Test(cross, static_host) {
-  if (sanitized()) cr_skip_test("static linking does not mix with the sanitizer runtimes");
+  if (tu_sanitized()) cr_skip_test("static linking does not mix with the sanitizer runtimes");
   char *dir = tu_tmpdir();
   char exe[512];
   snprintf(exe, sizeof exe, "%s/prog", dir);
@@ -345,8 +270,8 @@ Test(cross, static_host) {
 /* --cpu for a target: a named Arm core */
 Test(cross, cpu_cortex_a72, .timeout = 300) {
   const cross_param *p = &configs[0];
-  need_tools(p);
-  if (sanitized()) cr_skip_test("not run under qemu again in the sanitizer pass");
+  tu_need_cross_tools(p->triple, p->arch);
+  if (tu_sanitized()) cr_skip_test("not run under qemu again in the sanitizer pass");
   char *dir = tu_tmpdir();
   char exe[512];
   snprintf(exe, sizeof exe, "%s/prog", dir);
@@ -359,7 +284,8 @@ Test(cross, cpu_cortex_a72, .timeout = 300) {
   char *expected = tu_read_file("examples/train_step.expected", NULL);
   char gl[512], wl[512];
   cr_assert_eq(r.status, 0, "%s", r.err);
-  cr_assert(same_output(r.out, expected, gl, wl, sizeof gl), "got: %s\nexpected: %s", gl, wl);
+  cr_assert(tu_same_output(r.out, expected, CROSS_RTOL, CROSS_ATOL, gl, wl, sizeof gl),
+            "got: %s\nexpected: %s", gl, wl);
   free(expected);
   tu_free(&r);
   tu_rmtree(dir);

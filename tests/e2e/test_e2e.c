@@ -19,8 +19,6 @@ typedef struct path_param {
   char path[256];
 } path_param;
 
-static void free_params(struct criterion_test_params *crp) { cr_free(crp->params); }
-
 static struct criterion_test_params files_param(const char *dir, const char *suffix) {
   int n = 0;
   char **files = tu_list(dir, suffix, &n);
@@ -30,7 +28,7 @@ static struct criterion_test_params files_param(const char *dir, const char *suf
     free(files[i]);
   }
   free(files);
-  return cr_make_param_array(path_param, p, (size_t)n, free_params);
+  return cr_make_param_array(path_param, p, (size_t)n, tu_free_params);
 }
 
 static char *replace_ext(const char *path, const char *ext) {

@@ -15,7 +15,10 @@
  *   gpu_tower    examples/multi_tower.kg on virtual CPU devices, concurrent,
  *                against one device and against one full-batch tower
  *   gpu_ptx      every kernel of the GPU programs is an .entry that ptxas
- *                assembles for sm_80 and sm_90 */
+ *                assembles for sm_80 and sm_90
+ *   gpu_emulated the kernels' own code run on the CPU (KILN_GPU_EMULATE)
+ *                against NumPy: the GPU test modules, and every case of the
+ *                NumPy reference files with its nodes on gpu:0 */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -90,18 +93,18 @@ Test(gpu_place, fetched_gpu_results_come_back) {
 
 Test(gpu_place, no_kernel_is_an_error_naming_the_node) {
   char *f = tu_write(dir, "a.kg",
-                     "module a\ngraph {\n  x = placeholder() : f32[4,3]\n  i = argmax(x) {axis=1} @gpu:0\n"
+                     "module a\ngraph {\n  x = placeholder() : f32[4,3]\n  i = random_uniform() {seed=1} : f32[4] @gpu:0\n"
                      "  y = relu(x) @gpu:0\n}\nentry f(x) -> (i, y)\n");
   tu_result r = kiln("check", f, NULL, NULL, NULL, NULL);
   cr_assert_eq(r.status, 1);
-  cr_assert(strstr(r.err, "a.kg:4:3: error: 'i' (argmax) has no GPU kernel yet; place it on the CPU, or build with "
+  cr_assert(strstr(r.err, "a.kg:4:3: error: 'i' (random_uniform) has no GPU kernel yet; place it on the CPU, or build with "
                           "--soft-placement"), "%s", r.err);
   tu_free(&r);
   r = kiln("emit", "--emit=opt-graph", "--soft-placement", f, NULL, NULL);
   cr_assert_eq(r.status, 0, "%s", r.err);
-  cr_assert(strstr(r.err, "note: 'i' (argmax) has no GPU kernel: placed on the CPU instead of gpu:0 (--soft-placement)"),
+  cr_assert(strstr(r.err, "note: 'i' (random_uniform) has no GPU kernel: placed on the CPU instead of gpu:0 (--soft-placement)"),
             "%s", r.err);
-  cr_assert(strstr(r.out, "i = argmax(x) {axis=1} : i64[4]\n"), "%s", r.out);
+  cr_assert(strstr(r.out, "i = random_uniform() {seed=1} : f32[4]\n"), "%s", r.out);
   cr_assert(strstr(r.out, "y = relu(x/to_gpu0) : f32[4,3] @gpu:0"), "%s", r.out);
   tu_free(&r);
   free(f);
@@ -184,8 +187,7 @@ Test(gpu_runtime, kiln_gpu_0_asks_for_the_cpu) {
  * sanitizer builds (make test-sanitize) the binaries link the sanitizer
  * runtimes and the test doubles do not; make test runs them. */
 static void skip_when_sanitized(void) {
-  const char *ld = getenv("KILN_LDFLAGS");
-  if (ld && strstr(ld, "-fsanitize"))
+  if (tu_sanitized())
     cr_skip_test("the stand-in libcuda/libcublas run kernels without sanitizers; make test runs this test");
 }
 
@@ -522,3 +524,45 @@ static void emulate(const char *kg) {
 TestSuite(gpu_emulated, .init = setup, .fini = teardown);
 Test(gpu_emulated, ops) { emulate("tests/gpu/ops.kg"); }
 Test(gpu_emulated, kernels) { emulate("tests/gpu/kernels.kg"); }
+
+/* ---- every NumPy reference case with its nodes on gpu:0 (refkit --gpu) ----
+ * Each case file's module is built with its nodes placed on gpu:0 and soft
+ * placement; its PTX must assemble with ptxas (one .entry per kernel node)
+ * and every case must match NumPy with the kernels' own code, run through
+ * the CUDA path against the stand-in driver (refkit --gpu=fake: launch
+ * geometry, device memory, copies).  Under the sanitizers, whose binaries
+ * the stand-in cannot run, the kernels' code runs in place of the CPU code
+ * (--gpu=emulate).  `moved` is exactly the ops soft placement may leave on
+ * the CPU: a kernel that goes missing fails the test. */
+static void gpu_cases(const char *file, const char *moved) {
+  const char *py = getenv("PYTHON");
+  if (!py || !*py) py = "/usr/bin/python3";
+  bool sanitized = tu_sanitized();
+  if (!sanitized) fake_driver();
+  char *argv[] = {(char *)py,       "tests/ref/refkit.py", sanitized ? "--gpu=emulate" : "--gpu=fake",
+                  "--kiln",         (char *)tu_kiln(),     (char *)file,
+                  NULL};
+  tu_result r = tu_run(argv, 600);
+  cr_assert_eq(r.status, 0, "%s:\n%s%s", file, r.out, r.err);
+  cr_assert(strstr(r.out, " passed, 0 failed"), "%s printed no summary:\n%s", file, r.out);
+  char want[256];
+  snprintf(want, sizeof want, "moved to the CPU: %s\n", moved);
+  cr_assert(strstr(r.out, want), "%s: expected '%s', got:\n%s", file, want, r.out);
+  cr_assert(strstr(r.out, "kernels assemble") || strstr(r.out, "ptxas: skipped"), "%s:\n%s", file, r.out);
+  tu_free(&r);
+}
+
+Test(gpu_emulated, cases_elementwise) { gpu_cases("tests/ref/cases_elementwise.py", "nothing"); }
+Test(gpu_emulated, cases_reduce) { gpu_cases("tests/ref/cases_reduce.py", "nothing"); }
+Test(gpu_emulated, cases_shape) { gpu_cases("tests/ref/cases_shape.py", "nothing"); }
+Test(gpu_emulated, cases_linalg) { gpu_cases("tests/ref/cases_linalg.py", "nothing"); }
+Test(gpu_emulated, cases_nn) { gpu_cases("tests/ref/cases_nn.py", "random_uniform"); }
+Test(gpu_emulated, cases_conv_generated) { gpu_cases("tests/ref/cases_conv_generated.py", "nothing"); }
+Test(gpu_emulated, cases_source) { gpu_cases("tests/ref/cases_source.py", "random_normal, random_uniform"); }
+Test(gpu_emulated, cases_train) { gpu_cases("tests/ref/cases_train.py", "nothing"); }
+Test(gpu_emulated, cases_onnx_elementwise) { gpu_cases("tests/ref/cases_onnx_elementwise.py", "nothing"); }
+Test(gpu_emulated, cases_onnx_reduce) { gpu_cases("tests/ref/cases_onnx_reduce.py", "nothing"); }
+Test(gpu_emulated, grads_basic) { gpu_cases("tests/ref/grads_basic.py", "nothing"); }
+Test(gpu_emulated, grads_nn) { gpu_cases("tests/ref/grads_nn.py", "nothing"); }
+Test(gpu_emulated, grads_onnx_elementwise) { gpu_cases("tests/ref/grads_onnx_elementwise.py", "nothing"); }
+Test(gpu_emulated, grads_onnx_reduce) { gpu_cases("tests/ref/grads_onnx_reduce.py", "nothing"); }

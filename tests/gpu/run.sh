@@ -11,7 +11,9 @@
 #      cuBLAS where libcublas loads, and through kiln's tiled GEMM kernel
 #      with KILN_CUBLAS=0); examples/gpu_elementwise and
 #      multi_tower on the GPU against their expected output; a GPU that is
-#      not there fails with a clear message;
+#      not there fails with a clear message; NumPy reference cases of
+#      tests/ref/ (gradients, optimizers, the windowed ops' gradients) with
+#      their nodes on the GPU (refkit.py --gpu=device);
 #      tests/gpu/check.py (the raw kernels through CuPy) when CuPy is there;
 #   4. the benchmark (tests/gpu/bench.py, PyTorch): ratios in one run; the
 #      GEMM ratio (cuBLAS alone over kiln) with kiln's cuBLAS path and with
@@ -92,6 +94,11 @@ bad_input() { # a GPU that is not there is a clear error, never a hang (out of m
   grep -q "gpu:7 is not available" "$W/far.err" || { cat "$W/far.err"; return 1; }
 }
 check bad-input 60 bad_input
+
+# the NumPy reference cases with their nodes on gpu:0 (refkit --gpu=device):
+# the gradients and optimizer updates, and the windowed ops' gradient kernels
+check cases-grads-train 120 "$PY" tests/ref/refkit.py --gpu=device --kiln "$K" tests/ref/grads_nn.py tests/ref/cases_train.py
+check cases-window-grads 90 "$PY" tests/ref/refkit.py --gpu=device --kiln "$K" --only 'backprop|pool_grad|depthwise' tests/ref/cases_nn.py
 
 if "$PY" -c 'import cupy' 2>/dev/null; then
   check cupy-raw-kernels 120 bash -c "KILN=$K tests/gpu/prepare.sh $ARCH >/dev/null && $PY tests/gpu/check.py build/gpu"

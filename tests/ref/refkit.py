@@ -19,6 +19,21 @@ arguments for `kiln build` of that file's module, and `KILN_ENV = {...}`:
 environment variables for its binary's runs (KILN_CPU_LEVEL=0 runs the
 baseline variant of dispatched kernels).
 Run:  /usr/bin/python3 tests/ref/refkit.py --kiln build/kiln [--only PATTERN] FILES...
+
+--gpu[=MODE] checks the GPU kernels instead (docs/gpu.md): every case's
+nodes are placed on gpu:0 and built with --soft-placement; the module's
+PTX is assembled by ptxas (sm_80; $PTXAS, else /usr/local/cuda/bin/ptxas,
+skipped with a note where there is none) and must hold one .entry per
+kernel node; the summary names the ops that soft placement moved to the
+CPU (ops without a GPU kernel).  MODE:
+  emulate  (the default) built with KILN_GPU_EMULATE=1 and run with
+           KILN_GPU=0: each kernel node's CPU path is the kernel's own code
+           run for every thread (block kernels barrier by barrier);
+  fake     built the same way, plus -rdynamic, and run through the CUDA
+           path against the stand-in driver $KILN_LIBCUDA
+           (tests/gpu/fakecuda.c), which executes every launch with the
+           binary's emulation: launch geometry, device memory and copies;
+  device   run on a real GPU: no fallback to the CPU is accepted.
 """
 import argparse
 import os
@@ -108,9 +123,10 @@ def kg_type(a):
     return "%s[%s]" % (inv[a.dtype.type], ",".join(str(d) for d in a.shape))
 
 
-def module_text(cases):
-    """One module: each case's nodes prefixed with the case name, one entry per case."""
-    lines = ["module refcheck", "graph {"]
+def module_text(cases, device=None):
+    """One module: each case's nodes prefixed with the case name, one entry per
+    case; with `device` all of them inside `device DEVICE { ... }`."""
+    lines = ["module refcheck", "graph {"] + (["device %s {" % device] if device else [])
     for c in cases:
         names = set(re.findall(r"^\s*([A-Za-z_][\w/]*)\s*=", c.body, re.M))
         def rename(m):
@@ -120,7 +136,7 @@ def module_text(cases):
             ln = ln.split("#")[0].rstrip()
             if ln.strip():
                 lines.append("  " + re.sub(r"(?<![\w/.<])[A-Za-z_]\w*(?![\w(<])", rename, ln))
-    lines.append("}")
+    lines.append("}" * (2 if device else 1))
     for c in cases:
         feeds = ", ".join(c.name + "/" + f for f in c.feeds)
         fetch = ", ".join(c.name + "/" + f for f in c.fetch)
@@ -128,15 +144,97 @@ def module_text(cases):
     return "\n".join(lines) + "\n"
 
 
-def run_cases(kiln, cases, workdir, verbose=False, flags=(), env=None):
+def ptxas_path():
+    p = os.environ.get("PTXAS") or "/usr/local/cuda/bin/ptxas"
+    return p if os.access(p, os.X_OK) else None
+
+
+def check_ptx(kiln, src, workdir, flags, kernels):
+    """The module's PTX through ptxas: None when it assembles with one .entry
+    per kernel, else why not."""
+    ptx = os.path.join(workdir, "m.ptx")
+    r = subprocess.run([kiln, "emit", "--emit=ptx", *flags, src, "-o", ptx], capture_output=True, text=True)
+    if r.returncode != 0:
+        return "kiln emit --emit=ptx failed:\n" + r.stderr
+    text = open(ptx).read()
+    entries = len(re.findall(r"^\.visible \.entry ", text, re.M))
+    r = subprocess.run([ptxas_path(), "-arch=sm_80", ptx, "-o", os.path.join(workdir, "m.cubin")],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return "ptxas failed:\n" + r.stderr[:4000]
+    return None if entries == kernels else "the PTX has %d .entry, for %d kernel nodes" % (entries, kernels)
+
+
+HOST_OPS = {"placeholder", "const", "device_copy", "no_op"}
+NO_KERNEL = {"device_copy", "no_op", "reshape", "expand_dims", "squeeze", "stop_gradient"}
+
+
+def placement(kiln, src, flags):
+    """From the optimized graph: the ops of the nodes that soft placement left
+    on the CPU, and the number of GPU nodes that are kernels."""
+    r = subprocess.run([kiln, "emit", "--emit=opt-graph", *flags, src], capture_output=True, text=True)
+    ops, kernels = set(), 0
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s+\S+ = (\w+)", line)
+        if not m:
+            continue
+        if " @gpu:" in line:
+            kernels += m.group(1) not in NO_KERNEL
+        elif m.group(1) not in HOST_OPS:
+            ops.add(m.group(1))
+    return sorted(ops), kernels
+
+
+def gpu_envs(mode):
+    """The build and run environments of a --gpu mode."""
+    build = dict(os.environ)
+    run = {"KILN_GPU_SYNC": "1"}
+    if mode in ("emulate", "fake"):
+        build["KILN_GPU_EMULATE"] = "1"
+    if mode == "emulate":
+        run = {"KILN_GPU": "0"}
+    if mode == "fake":
+        build["KILN_LDFLAGS"] = (build.get("KILN_LDFLAGS", "") + " -rdynamic").strip()
+        run.update(FAKECUDA_LOG="1")
+        if not os.environ.get("KILN_LIBCUBLAS"):
+            run["KILN_CUBLAS"] = "0"
+    return build, run
+
+
+def gpu_run_problem(mode, stderr):
+    """Why a case's run did not run its kernels as the mode asks (None: it did)."""
+    if mode != "emulate" and "on the CPU" in stderr:
+        return "the binary fell back to the CPU:\n" + stderr
+    if mode == "fake":
+        m = re.search(r"fakecuda: (\d+) launches \((\d+) executed\)", stderr)
+        if not m or m.group(1) != m.group(2):
+            return "fakecuda did not execute every launch:\n" + stderr
+    return None
+
+
+def run_cases(kiln, cases, workdir, verbose=False, flags=(), env=None, gpu=None):
     src = os.path.join(workdir, "m.kg")
     exe = os.path.join(workdir, "m")
+    text = module_text(cases, "gpu:0" if gpu else None)
     with open(src, "w") as f:
-        f.write(module_text(cases))
-    r = subprocess.run([kiln, "build", *flags, src, "-o", exe], capture_output=True, text=True)
+        f.write(text)
+    flags = list(flags) + (["--soft-placement"] if gpu else [])
+    build_env, gpu_run_env = gpu_envs(gpu) if gpu else (None, None)
+    r = subprocess.run([kiln, "build", *flags, src, "-o", exe], capture_output=True, text=True, env=build_env)
     if r.returncode != 0:
-        print("kiln build failed:\n" + r.stderr + "\n--- module ---\n" + module_text(cases))
+        print("kiln build failed:\n" + r.stderr + "\n--- module ---\n" + text)
         return [(c.name, False, "build failed") for c in cases]
+    if gpu:
+        moved, kernels = placement(kiln, src, flags)
+        print("moved to the CPU: %s" % (", ".join(moved) or "nothing"))
+        why = check_ptx(kiln, src, workdir, flags, kernels) if ptxas_path() else None
+        if not ptxas_path():
+            print("ptxas: skipped (no ptxas here; set PTXAS)")
+        elif why:
+            return [(c.name, False, why) for c in cases]
+        else:
+            print("ptxas sm_80: all %d kernels assemble" % kernels)
+        env = dict(env or {}, **gpu_run_env)
     results = []
     for c in cases:
         args = [exe, "--run", c.name]
@@ -152,6 +250,10 @@ def run_cases(kiln, cases, workdir, verbose=False, flags=(), env=None):
         r = subprocess.run(args, capture_output=True, text=True, env=dict(os.environ, **(env or {})))
         if r.returncode != 0:
             results.append((c.name, False, "run failed: " + r.stderr.strip()))
+            continue
+        why = gpu_run_problem(gpu, r.stderr) if gpu else None
+        if why:
+            results.append((c.name, False, why))
             continue
         got = [np.load(p) for p in outs]
         ok, why = compare(c, got)
@@ -213,6 +315,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kiln", default=os.environ.get("KILN", "build/kiln"))
     ap.add_argument("--only", default=None, help="regex on case names")
+    ap.add_argument("--gpu", nargs="?", const="emulate", choices=["emulate", "fake", "device"],
+                    help="check the GPU kernels (see above)")
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
     failed = total = 0
@@ -222,7 +326,7 @@ def main():
         if not cases:
             continue
         with tempfile.TemporaryDirectory() as d:
-            for name, ok, why in run_cases(a.kiln, cases, d, flags=flags, env=env):
+            for name, ok, why in run_cases(a.kiln, cases, d, flags=flags, env=env, gpu=a.gpu):
                 total += 1
                 if not ok:
                     failed += 1

@@ -5,8 +5,8 @@
  * kiln's own tiled kernel.  cuBLAS is column-major and kiln row-major: a
  * row-major C = A B is the column-major C^T = B^T A^T, so the call passes
  * B then A with m and n swapped, and an operand kiln stores transposed is
- * cuBLAS's CUBLAS_OP_T.  The function types are the documented _v2 API's
- * (cublas_v2.h is not needed). */
+ * cuBLAS's CUBLAS_OP_T.  The entry points are the _v2 API's, listed in
+ * gpu_api.h (checked against cublas_api.h by the tests; it is not needed). */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -14,22 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kiln_dtype.h"
+#include "gpu_api.h"
 #include "kilnrt.h"
 
-typedef int cublasStatus_t;
-typedef struct cublasContext *cublasHandle_t;
-typedef struct CUstream_st *cudaStream_t;
-enum { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 };
-
+#define API_FIELD(field, symbol, params) cublasStatus_t(*field) params;
 static struct {
-  cublasStatus_t (*Create)(cublasHandle_t *);
-  cublasStatus_t (*Destroy)(cublasHandle_t);
-  cublasStatus_t (*SetStream)(cublasHandle_t, cudaStream_t);
-  cublasStatus_t (*Sgemm)(cublasHandle_t, int, int, int, int, int, const float *, const float *, int, const float *,
-                          int, const float *, float *, int);
-  cublasStatus_t (*Dgemm)(cublasHandle_t, int, int, int, int, int, const double *, const double *, int,
-                          const double *, int, const double *, double *, int);
+  KILN_CUBLAS_API(API_FIELD)
 } bl;
+#undef API_FIELD
 static int bl_loaded; /* 0: not tried, 1: loaded, -1: absent */
 static char bl_name[256];
 static pthread_mutex_t bl_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -48,14 +40,10 @@ int kiln_cublas_load(const char **which) {
       if (names[i] && (lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL))) snprintf(bl_name, sizeof bl_name, "%s", names[i]);
     bl_loaded = -1;
     if (lib) {
-      void *p[5] = {dlsym(lib, "cublasCreate_v2"), dlsym(lib, "cublasDestroy_v2"), dlsym(lib, "cublasSetStream_v2"),
-                    dlsym(lib, "cublasSgemm_v2"), dlsym(lib, "cublasDgemm_v2")};
-      if (p[0] && p[1] && p[2] && p[3] && p[4]) {
-        memcpy(&bl.Create, &p[0], sizeof p[0]);
-        memcpy(&bl.Destroy, &p[1], sizeof p[1]);
-        memcpy(&bl.SetStream, &p[2], sizeof p[2]);
-        memcpy(&bl.Sgemm, &p[3], sizeof p[3]);
-        memcpy(&bl.Dgemm, &p[4], sizeof p[4]);
+#define SYM(field, symbol, params) KILN_DL_SYM(__typeof__(bl), field, symbol),
+      static const kiln_dl_sym syms[] = {KILN_CUBLAS_API(SYM)};
+#undef SYM
+      if (!kiln_dl_bind(lib, syms, sizeof syms / sizeof *syms, &bl)) {
         bl_loaded = 1;
       } else {
         dlclose(lib);

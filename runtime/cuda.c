@@ -1,8 +1,8 @@
 /* cuda.c — the CUDA runtime path of libkilnrt (docs/gpu.md).
  *
  * The driver API is loaded with dlopen("libcuda.so.1"), so a binary needs
- * no CUDA library to start: the function types below are written from the
- * driver API's documented signatures (cuda.h is not needed).  Per GPU the
+ * no CUDA library to start: the entry points and their types are the list
+ * in gpu_api.h (checked against cuda.h by the tests; cuda.h is not needed).  Per GPU the
  * instance holds the primary context, the module loaded from the PTX that
  * the compiler embedded, one stream, a device copy of the variable block
  * and, per instance view (spawned threads have their own arenas), a device
@@ -21,44 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "gpu_api.h"
 #include "rt_internal.h"
 
-typedef int CUresult;
-typedef int CUdevice;
-typedef unsigned long long CUdeviceptr;
-typedef struct CUctx_st *CUcontext;
-typedef struct CUmod_st *CUmodule;
-typedef struct CUfunc_st *CUfunction;
-typedef struct CUstream_st *CUstream;
-
-enum { CU_JIT_ERROR_LOG_BUFFER = 5, CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6 };
-
+#define API_FIELD(field, symbol, params) CUresult(*field) params;
 typedef struct cuda_api {
-  CUresult (*Init)(unsigned);
-  CUresult (*DeviceGetCount)(int *);
-  CUresult (*DeviceGet)(CUdevice *, int);
-  CUresult (*DeviceGetName)(char *, int, CUdevice);
-  CUresult (*DevicePrimaryCtxRetain)(CUcontext *, CUdevice);
-  CUresult (*DevicePrimaryCtxRelease)(CUdevice);
-  CUresult (*CtxSetCurrent)(CUcontext);
-  CUresult (*ModuleLoadDataEx)(CUmodule *, const void *, unsigned, int *, void **);
-  CUresult (*ModuleGetFunction)(CUfunction *, CUmodule, const char *);
-  CUresult (*ModuleUnload)(CUmodule);
-  CUresult (*LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
-                           void **, void **);
-  CUresult (*MemAlloc)(CUdeviceptr *, size_t);
-  CUresult (*MemFree)(CUdeviceptr);
-  CUresult (*MemGetInfo)(size_t *, size_t *);
-  CUresult (*MemcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
-  CUresult (*MemcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
-  CUresult (*MemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream);
-  CUresult (*MemcpyPeerAsync)(CUdeviceptr, CUcontext, CUdeviceptr, CUcontext, size_t, CUstream);
-  CUresult (*StreamCreate)(CUstream *, unsigned);
-  CUresult (*StreamSynchronize)(CUstream);
-  CUresult (*StreamDestroy)(CUstream);
-  CUresult (*GetErrorName)(CUresult, const char **);
-  CUresult (*GetErrorString)(CUresult, const char **);
+  KILN_CUDA_DRIVER_API(API_FIELD)
 } cuda_api;
+#undef API_FIELD
 
 typedef struct view_arena {
   const uint8_t *host; /* the view's host arena: the key */
@@ -106,6 +76,15 @@ static const char *err_text(CUresult r, char *buf, size_t n) {
   return buf;
 }
 
+const char *kiln_dl_bind(void *lib, const kiln_dl_sym *syms, size_t n, void *table) {
+  for (size_t i = 0; i < n; i++) {
+    void *p = dlsym(lib, syms[i].name);
+    if (!p) return syms[i].name;
+    memcpy((char *)table + syms[i].offset, &p, sizeof p);
+  }
+  return NULL;
+}
+
 /* Loads libcuda.so.1 and every entry point, once per process. */
 static int load_driver(void) {
   pthread_mutex_lock(&cu_lock);
@@ -122,46 +101,12 @@ static int load_driver(void) {
     pthread_mutex_unlock(&cu_lock);
     return cu_loaded;
   }
-  static const struct {
-    const char *name;
-    size_t off;
-  } syms[] = {
-#define SYM(field, name) {name, offsetof(cuda_api, field)}
-      SYM(Init, "cuInit"),
-      SYM(DeviceGetCount, "cuDeviceGetCount"),
-      SYM(DeviceGet, "cuDeviceGet"),
-      SYM(DeviceGetName, "cuDeviceGetName"),
-      SYM(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain"),
-      SYM(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2"),
-      SYM(CtxSetCurrent, "cuCtxSetCurrent"),
-      SYM(ModuleLoadDataEx, "cuModuleLoadDataEx"),
-      SYM(ModuleGetFunction, "cuModuleGetFunction"),
-      SYM(ModuleUnload, "cuModuleUnload"),
-      SYM(LaunchKernel, "cuLaunchKernel"),
-      SYM(MemAlloc, "cuMemAlloc_v2"),
-      SYM(MemFree, "cuMemFree_v2"),
-      SYM(MemGetInfo, "cuMemGetInfo_v2"),
-      SYM(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"),
-      SYM(MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"),
-      SYM(MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2"),
-      SYM(MemcpyPeerAsync, "cuMemcpyPeerAsync"),
-      SYM(StreamCreate, "cuStreamCreate"),
-      SYM(StreamSynchronize, "cuStreamSynchronize"),
-      SYM(StreamDestroy, "cuStreamDestroy_v2"),
-      SYM(GetErrorName, "cuGetErrorName"),
-      SYM(GetErrorString, "cuGetErrorString"),
+#define SYM(field, symbol, params) KILN_DL_SYM(cuda_api, field, symbol),
+  static const kiln_dl_sym syms[] = {KILN_CUDA_DRIVER_API(SYM)};
 #undef SYM
-  };
-  cu_loaded = 1;
-  for (size_t i = 0; i < sizeof syms / sizeof *syms; i++) {
-    void *p = dlsym(cu_lib, syms[i].name);
-    if (!p) {
-      snprintf(cu_why, sizeof cu_why, "the CUDA driver lacks %s (too old?)", syms[i].name);
-      cu_loaded = -1;
-      break;
-    }
-    memcpy((char *)&cu + syms[i].off, &p, sizeof p);
-  }
+  const char *missing = kiln_dl_bind(cu_lib, syms, sizeof syms / sizeof *syms, &cu);
+  cu_loaded = missing ? -1 : 1;
+  if (missing) snprintf(cu_why, sizeof cu_why, "the CUDA driver lacks %s (too old?)", missing);
   if (cu_loaded == 1) {
     CUresult r = cu.Init(0);
     if (r) {

@@ -16,6 +16,8 @@
  *                against one device and against one full-batch tower
  *   gpu_ptx      every kernel of the GPU programs is an .entry that ptxas
  *                assembles for sm_80 and sm_90
+ *   gpu_abi      runtime/gpu_api.h's entry points against NVIDIA's cuda.h
+ *                and cublas_api.h (tests/gpu/abi_check.c)
  *   gpu_emulated the kernels' own code run on the CPU (KILN_GPU_EMULATE)
  *                against NumPy: the GPU test modules, and every case of the
  *                NumPy reference files with its nodes on gpu:0 */
@@ -300,6 +302,21 @@ static void fake_ops(bool cublas) {
 Test(gpu_fake, ops_with_the_tiled_gemm) { fake_ops(false); }
 Test(gpu_fake, ops_with_cublas) { fake_ops(true); }
 
+/* tests/gpu/run.sh, the script for a machine with a GPU, is only ever run
+ * there: its GPU checks run here against the stand-in driver, so the script
+ * itself does not rot (its --stand-in mode skips the unit tests and the
+ * timings). */
+Test(gpu_fake, run_sh_passes_against_the_stand_in) {
+  skip_when_sanitized();
+  setenv("KILN", tu_kiln(), 1);
+  char *argv[] = {"bash", "tests/gpu/run.sh", "--stand-in", NULL};
+  tu_result r = tu_run(argv, 400);
+  cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+  cr_assert(strstr(r.out, " passed, 0 failed in "), "%s", r.out);
+  cr_assert_eq(count(r.out, "\nPASS  "), 9, "%s", r.out);
+  tu_free(&r);
+}
+
 /* Variables trained on the GPU: `save` writes the device's values (and the
  * step counter, also on the GPU, names the file), `restore` updates the
  * device's copy, and training continues from it. */
@@ -321,28 +338,57 @@ static const char gtrain_kg[] =
     "  run w, global_step\n  print w\n  print global_step\n"
     "}\n";
 
-static char *build_gtrain(const char *name, const char *init, const char *prog) {
-  char kg[4096], file[64];
-  snprintf(kg, sizeof kg, gtrain_kg, init, prog);
-  snprintf(file, sizeof file, "%s.kg", name);
-  char *f = tu_write(dir, file, kg);
+/* kg built with KILN_GPU_EMULATE=1 and -rdynamic, so the stand-in driver
+ * can execute its kernels through the exported emulations. */
+static char *build_emulated(const char *kg, const char *name) {
   char *exe = path_in(name);
   const char *ld = getenv("KILN_LDFLAGS");
   char *saved = ld ? strdup(ld) : NULL, flags[512];
   snprintf(flags, sizeof flags, "%s -rdynamic", saved ? saved : ""); /* keep the sanitizer builds' flags */
   setenv("KILN_GPU_EMULATE", "1", 1);
   setenv("KILN_LDFLAGS", flags, 1);
-  tu_result r = kiln("build", f, "-o", exe, NULL, NULL);
+  tu_result r = kiln("build", kg, "-o", exe, NULL, NULL);
   unsetenv("KILN_GPU_EMULATE");
   if (saved) setenv("KILN_LDFLAGS", saved, 1);
   else unsetenv("KILN_LDFLAGS");
   free(saved);
   cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_free(&r);
+  return exe;
+}
+
+static char *build_gtrain(const char *name, const char *init, const char *prog) {
+  char kg[4096], file[64];
+  snprintf(kg, sizeof kg, gtrain_kg, init, prog);
+  snprintf(file, sizeof file, "%s.kg", name);
+  char *f = tu_write(dir, file, kg);
+  char *exe = build_emulated(f, name);
   tu_result g = kiln("emit", "--emit=opt-graph", f, NULL, NULL, NULL);
   cr_assert(strstr(g.out, "step/assign_sub = assign_map(w, ") && strstr(g.out, "] @gpu:0\n"), "%s", g.out);
-  tu_free(&r), tu_free(&g);
+  tu_free(&g);
   free(f);
   return exe;
+}
+
+/* examples/gpu_train_cnn.kg trained through the CUDA path, every kernel
+ * (the conv, pool and depthwise gradients, the Momentum updates) executed
+ * by the stand-in driver: the losses of its CPU code within rounding. */
+Test(gpu_fake, a_cnn_trains_on_the_gpu) {
+  skip_when_sanitized();
+  char *exe = build_emulated("examples/gpu_train_cnn.kg", "cnn");
+  fake_driver();
+  setenv("KILN_CUBLAS", "0", 1);
+  tu_result r = run(exe);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  long n = launches(r.err);
+  cr_assert_gt(n, 3600, "%s", r.err); /* 120 training steps of about 40 kernels */
+  cr_assert(strstr(r.err, "launches (") && !strstr(r.err, "on the CPU"), "%s", r.err);
+  char *want = tu_read_file("examples/gpu_train_cnn.expected", NULL);
+  char gl[256], wl[256];
+  cr_assert(tu_same_output(r.out, want, 1e-4, 1e-6, gl, wl, sizeof gl), "got  %s\nwant %s", gl, wl);
+  free(want);
+  tu_free(&r);
+  free(exe);
 }
 
 Test(gpu_fake, checkpoints_of_gpu_variables) {
@@ -503,6 +549,7 @@ static void entries_for(const char *kg) {
 
 Test(gpu_ptx, gpu_elementwise) { entries_for("examples/gpu_elementwise.kg"); }
 Test(gpu_ptx, multi_tower) { entries_for("examples/multi_tower.kg"); }
+Test(gpu_ptx, gpu_train_cnn) { entries_for("examples/gpu_train_cnn.kg"); }
 Test(gpu_ptx, kernels) { entries_for("tests/gpu/kernels.kg"); }
 Test(gpu_ptx, onnx_math) { entries_for("tests/gpu/onnx_math.kg"); }
 Test(gpu_ptx, ops) { entries_for("tests/gpu/ops.kg"); }
@@ -566,3 +613,29 @@ Test(gpu_emulated, grads_basic) { gpu_cases("tests/ref/grads_basic.py", "nothing
 Test(gpu_emulated, grads_nn) { gpu_cases("tests/ref/grads_nn.py", "nothing"); }
 Test(gpu_emulated, grads_onnx_elementwise) { gpu_cases("tests/ref/grads_onnx_elementwise.py", "nothing"); }
 Test(gpu_emulated, grads_onnx_reduce) { gpu_cases("tests/ref/grads_onnx_reduce.py", "nothing"); }
+
+/* ---- the driver and cuBLAS entry points against NVIDIA's headers ---- */
+
+static tu_result abi_compile(const char *inc, bool broken) {
+  char *cc[] = {"cc", "-std=c17", "-fsyntax-only", "-I", (char *)inc, "-Iruntime", "tests/gpu/abi_check.c",
+                broken ? "-DKILN_ABI_BROKEN" : NULL, NULL};
+  return tu_run(cc, 60);
+}
+
+Test(gpu_abi, entry_points_match_the_cuda_headers) {
+  const char *home = getenv("CUDA_HOME");
+  char inc[512], h1[600], h2[600];
+  snprintf(inc, sizeof inc, "%s/include", home && *home ? home : "/usr/local/cuda");
+  snprintf(h1, sizeof h1, "%s/cuda.h", inc);
+  snprintf(h2, sizeof h2, "%s/cublas_api.h", inc);
+  if (access(h1, R_OK) || access(h2, R_OK))
+    cr_skip_test("no CUDA headers in %s (cuda.h, cublas_api.h; set CUDA_HOME): the loaders' types are unchecked", inc);
+  tu_result r = abi_compile(inc, false);
+  cr_assert_eq(r.status, 0, "runtime/gpu_api.h disagrees with the CUDA headers:\n%s", r.err);
+  tu_free(&r);
+  /* and the check can fail: a wrong parameter list does not compile */
+  r = abi_compile(inc, true);
+  cr_assert_neq(r.status, 0);
+  cr_assert(strstr(r.err, "cuMemAlloc_v2 is not declared as"), "%s", r.err);
+  tu_free(&r);
+}

@@ -133,7 +133,7 @@ static const char *mod_name(kiln_inst *inst) { return inst->desc && inst->desc->
 /* The device side of an arg: the device's copy of the arena of this view
  * (allocated on first use) or of the variable block. */
 static int dev_ptr(kiln_inst *inst, kiln_gpu *g, int dev, const kiln_gpu_arg *a, const char *node, CUdeviceptr *out) {
-  if (a->space == 1) {
+  if (a->space == KILN_GPU_VARS) {
     *out = g->vars[dev] + (CUdeviceptr)a->offset;
     return KILN_OK;
   }
@@ -193,18 +193,32 @@ int kiln_rt_gpu_launch(kiln_inst *inst, int32_t k) {
   if (!g || !g->active || k < 0 || k >= gd->n_kernels)
     return kiln_fail(inst, KILN_ERROR, "internal: GPU launch %d without an active GPU", (int)k);
   const kiln_gpu_kernel *kd = &gd->kernels[k];
-  int dev = kd->device;
+  int dev = kd->device, np = 0;
   CUdeviceptr ptrs[64];
-  void *params[65];
+  uint32_t words[2];
+  uint64_t *counter = NULL;
+  void *params[66];
   if (kd->n_args > 64) return kiln_fail(inst, KILN_ERROR, "node '%s': too many kernel arguments", kd->node);
   for (int i = 0; i < kd->n_args; i++) {
-    int st = dev_ptr(inst, g, dev, &kd->args[i], kd->node, &ptrs[i]);
+    const kiln_gpu_arg *a = &kd->args[i];
+    if (a->space == KILN_GPU_COUNTER) { /* by value, advanced below */
+      counter = &inst->random_counters[a->slot];
+      words[0] = (uint32_t)*counter, words[1] = (uint32_t)(*counter >> 32);
+      params[np++] = &words[0];
+      params[np++] = &words[1];
+      continue;
+    }
+    int st = dev_ptr(inst, g, dev, a, kd->node, &ptrs[i]);
     if (st) return st;
-    params[i] = &ptrs[i];
+    params[np++] = &ptrs[i];
   }
   int64_t n = kd->n;
-  params[kd->n_args] = &n;
+  params[np] = &n;
   if (n <= 0) return KILN_OK;
+  if (counter) { /* cuLaunchKernel copies the parameters: the next launch draws on */
+    for (int i = 0; i < kd->n_args; i++)
+      if (kd->args[i].space == KILN_GPU_COUNTER) *counter += (uint64_t)kd->args[i].offset;
+  }
   cu.CtxSetCurrent(g->ctx[dev]);
   __atomic_store_n(&g->vars_dirty, 1, __ATOMIC_RELAXED);
   if (kd->gemm && kd->n_args == 3 && g->use_blas && !g->blas_failed[dev]) {
@@ -249,7 +263,7 @@ int kiln_rt_gpu_copy(kiln_inst *inst, int32_t c, const void *host_src, void *hos
     memcpy(host_dst, host_src, n);
     return KILN_OK;
   }
-  if (d >= 0 && cd->dst.space == 1) __atomic_store_n(&g->vars_dirty, 1, __ATOMIC_RELAXED);
+  if (d >= 0 && cd->dst.space == KILN_GPU_VARS) __atomic_store_n(&g->vars_dirty, 1, __ATOMIC_RELAXED);
   if (s < 0) { /* host to device, queued behind the device's earlier work */
     cu.CtxSetCurrent(g->ctx[d]);
     r = cu.MemcpyHtoDAsync(dp, host_src, n, g->stream[d]);

@@ -85,15 +85,20 @@ typedef struct kiln_weights_desc {
 /* ---- GPU-placed nodes (docs/gpu.md; runtime/cuda.c) ---- */
 
 /* A buffer on a GPU: a byte offset into that device's copy of the arena
- * (space 0) or of the variable block (space 1). */
+ * (space 0) or of the variable block (space 1).  Space 2 is a random
+ * kernel's Philox counter, passed by value as two u32 parameters (low,
+ * high): random_counters[slot], which the launch then advances by `offset`
+ * blocks, as the CPU's draw would. */
+enum { KILN_GPU_ARENA = 0, KILN_GPU_VARS = 1, KILN_GPU_COUNTER = 2 };
 typedef struct kiln_gpu_arg {
   int32_t space;
-  int32_t reserved;
+  int32_t slot; /* space 2: the random counter's index */
   int64_t offset;
 } kiln_gpu_arg;
 
 /* One kernel launch of a GPU-placed node in one entry: the kernel's
- * parameters are the args' device pointers, then the i64 `n`. */
+ * parameters are the args' device pointers (a counter: two u32), then the
+ * i64 `n`. */
 typedef struct kiln_gpu_kernel {
   const char *node;   /* the node, for messages */
   const char *symbol; /* the kernel's name in the PTX */

@@ -156,10 +156,18 @@ static bool lower_copy(kl_ctx *L, int v) {
  * tests/gpu/fakecuda.c executes launches (binaries linked with -rdynamic). */
 static bool emulate(kl_ctx *L, int v, int64_t n) {
   const kg_node *n0 = &L->m->nodes[v];
-  LLVMValueRef args[64];
+  int na = n0->n_in + n0->n_out;
+  LLVMValueRef args[65], counter = NULL;
   for (int k = 0; k < n0->n_in; k++) args[k] = kl_in(L, v, k);
   for (int k = 0; k < n0->n_out; k++) args[n0->n_in + k] = kl_out(L, v, k);
-  return kl_gpu_emit_kernel(L, v, args, kl_i64(L, n), true);
+  if (kc_gpu_counter_params(L->m, v)) { /* the instance's counter, advanced as a launch does */
+    counter = kl_random_counter(L, v);
+    args[na] = LLVMBuildLoad2(L->B, L->t_i64, counter, "counter");
+  }
+  bool ok = kl_gpu_emit_kernel(L, v, args, kl_i64(L, n), true);
+  if (counter && n > 0)
+    LLVMBuildStore(L->B, LLVMBuildAdd(L->B, args[na], kl_i64(L, kc_gpu_random_blocks(L->m, v)), ""), counter);
+  return ok;
 }
 
 static bool export_emulation(kl_ctx *L, int v) {
@@ -171,14 +179,16 @@ static bool export_emulation(kl_ctx *L, int v) {
   LLVMBasicBlockRef saved_bb = LLVMGetInsertBlock(L->B);
   L->fn = fn;
   LLVMPositionBuilderAtEnd(L->B, LLVMAppendBasicBlockInContext(L->C, fn, "entry"));
-  int na = nd->n_in + nd->n_out;
-  LLVMValueRef args[65], params = LLVMGetParam(fn, 0);
-  for (int k = 0; k <= na; k++) {
+  int na = nd->n_in + nd->n_out, nc = kc_gpu_counter_params(L->m, v);
+  LLVMValueRef p[68], args[66], params = LLVMGetParam(fn, 0);
+  for (int k = 0; k <= na + nc; k++) { /* as the kernel's: pointers, [u32 counter low, high,] i64 n */
     LLVMValueRef idx = kl_i64(L, k);
     LLVMValueRef pp = LLVMBuildLoad2(L->B, L->t_ptr, LLVMBuildGEP2(L->B, L->t_ptr, params, &idx, 1, ""), "");
-    args[k] = LLVMBuildLoad2(L->B, k < na ? L->t_ptr : L->t_i64, pp, "");
+    p[k] = LLVMBuildLoad2(L->B, k < na ? L->t_ptr : k < na + nc ? L->t_i32 : L->t_i64, pp, "");
   }
-  bool ok = kl_gpu_emit_kernel(L, v, args, args[na], true);
+  for (int k = 0; k < na; k++) args[k] = p[k];
+  if (nc) args[na] = kl_gpu_join_counter(L, p[na], p[na + 1]);
+  bool ok = kl_gpu_emit_kernel(L, v, args, p[na + nc], true);
   LLVMBuildRetVoid(L->B);
   L->fn = saved_fn;
   LLVMPositionBuilderAtEnd(L->B, saved_bb);
@@ -189,12 +199,17 @@ static bool lower_kernel(kl_ctx *L, int v) {
   kl_gpu_host *G = L->gpu_host;
   const kg_node *n = &L->m->nodes[v];
   int na = n->n_in + n->n_out;
-  LLVMValueRef args[64];
+  LLVMValueRef args[65];
   if (na > 64) return kc_error(L->diag, n->loc, "'%s' has too many operands for a GPU kernel", n->name);
   for (int k = 0; k < n->n_in; k++)
     if (!dev_arg(L, v, n->in[k], &args[k])) return false;
   for (int k = 0; k < n->n_out; k++)
     if (!dev_arg(L, v, (kg_ref){v, k}, &args[n->n_in + k])) return false;
+  if (kc_gpu_counter_params(L->m, v)) {
+    LLVMValueRef f[] = {kl_i32(L, 2 /* KILN_GPU_COUNTER */), kl_i32(L, L->plan->random_slot[v]),
+                        kl_i64(L, kc_gpu_random_blocks(L->m, v))};
+    args[na++] = LLVMConstNamedStruct(G->t_arg, f, 3);
+  }
   kc_gpu_geom geo = kc_gpu_geometry(L->m, v);
   int64_t threads = geo.n;
   int block = geo.block;

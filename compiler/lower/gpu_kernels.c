@@ -570,6 +570,139 @@ static bool emit_top_k(kl_ctx *L, int v, LLVMValueRef i) {
   return true;
 }
 
+/* ---- random_uniform, random_normal: element i of the CPU's stream ----
+ * runtime/random.c draws 32-bit words in order from Philox4x32-10 blocks
+ * (counter + b, key = the seed): f32 uniform takes word i, f64 uniform
+ * words 2i, 2i+1; normal takes a pair of uniforms per two elements (two
+ * words for f32, four for f64) through Box-Muller.  Each word's block is
+ * known from i, so thread i computes its element alone, bit for bit the
+ * CPU's up to the math library's rounding of log, sqrt, cos and sin. */
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+/* The four words of block `ctr` (i64) for a constant key. */
+static void philox(kl_ctx *L, LLVMValueRef ctr, uint64_t seed, LLVMValueRef w[4]) {
+  LLVMTypeRef i32 = L->t_i32, i64 = L->t_i64;
+  LLVMValueRef c0 = LLVMBuildTrunc(L->B, ctr, i32, ""), c1 = LLVMBuildTrunc(L->B, LLVMBuildLShr(L->B, ctr, kl_i64(L, 32), ""), i32, "");
+  LLVMValueRef c2 = kl_i32(L, 0), c3 = kl_i32(L, 0);
+  uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+  for (int r = 0; r < 10; r++) {
+    if (r > 0) k0 += PHILOX_W0, k1 += PHILOX_W1;
+    LLVMValueRef p0 = LLVMBuildMul(L->B, LLVMBuildZExt(L->B, c0, i64, ""), kl_i64(L, PHILOX_M0), "");
+    LLVMValueRef p1 = LLVMBuildMul(L->B, LLVMBuildZExt(L->B, c2, i64, ""), kl_i64(L, PHILOX_M1), "");
+    LLVMValueRef hi1 = LLVMBuildTrunc(L->B, LLVMBuildLShr(L->B, p1, kl_i64(L, 32), ""), i32, "");
+    LLVMValueRef hi0 = LLVMBuildTrunc(L->B, LLVMBuildLShr(L->B, p0, kl_i64(L, 32), ""), i32, "");
+    LLVMValueRef n0 = LLVMBuildXor(L->B, LLVMBuildXor(L->B, hi1, c1, ""), LLVMConstInt(i32, k0, 0), "");
+    LLVMValueRef n2 = LLVMBuildXor(L->B, LLVMBuildXor(L->B, hi0, c3, ""), LLVMConstInt(i32, k1, 0), "");
+    c1 = LLVMBuildTrunc(L->B, p1, i32, "");
+    c3 = LLVMBuildTrunc(L->B, p0, i32, "");
+    c0 = n0, c2 = n2;
+  }
+  w[0] = c0, w[1] = c1, w[2] = c2, w[3] = c3;
+}
+
+/* word k (an i64 in [0, 4)) of w */
+static LLVMValueRef pick(kl_ctx *L, LLVMValueRef w[4], LLVMValueRef k) {
+  LLVMValueRef r = w[3];
+  for (int j = 2; j >= 0; j--) r = LLVMBuildSelect(L->B, LLVMBuildICmp(L->B, LLVMIntEQ, k, kl_i64(L, j), ""), w[j], r, "");
+  return r;
+}
+
+/* (hi << 32 | lo) >> 11, scaled to [0, 1) (plus `one` ulp of 2^-53: (0, 1]) */
+static LLVMValueRef unit53(kl_ctx *L, LLVMValueRef hi, LLVMValueRef lo, double one) {
+  LLVMValueRef x = LLVMBuildOr(L->B, LLVMBuildShl(L->B, LLVMBuildZExt(L->B, hi, L->t_i64, ""), kl_i64(L, 32), ""),
+                               LLVMBuildZExt(L->B, lo, L->t_i64, ""), "");
+  LLVMValueRef d = LLVMBuildUIToFP(L->B, LLVMBuildLShr(L->B, x, kl_i64(L, 11), ""), L->t_f64, "");
+  if (one) d = LLVMBuildFAdd(L->B, d, LLVMConstReal(L->t_f64, one), "");
+  return LLVMBuildFMul(L->B, d, LLVMConstReal(L->t_f64, 0x1p-53), "");
+}
+
+static LLVMValueRef f64op(kl_ctx *L, const char *p, LLVMValueRef a, LLVMValueRef b) {
+  return b ? gk_prim2(L, p, KILN_F64, a, b) : gk_prim1(L, p, KILN_F64, a);
+}
+
+/* v if v < hi or the interval is empty, else the float below hi (the CPU's half-open [lo, hi)) */
+static LLVMValueRef half_open(kl_ctx *L, kiln_dtype dt, LLVMValueRef v, double lo, double hi) {
+  bool f32 = dt == KILN_F32;
+  double below = f32 ? (double)nextafterf((float)hi, (float)lo) : nextafter(hi, lo);
+  bool empty = f32 ? !((float)lo < (float)hi) : !(lo < hi);
+  if (empty) return v;
+  LLVMValueRef lt = LLVMBuildFCmp(L->B, LLVMRealOLT, v, kl_const_f(L, dt, hi), "");
+  return LLVMBuildSelect(L->B, lt, v, kl_const_f(L, dt, below), "");
+}
+
+static bool is_random_kernel(const kg_node *n) {
+  return (n->op == KC_OP_RANDOM_UNIFORM || n->op == KC_OP_RANDOM_NORMAL) &&
+         (n->out[0].dtype == KILN_F32 || n->out[0].dtype == KILN_F64);
+}
+
+int64_t kc_gpu_random_blocks(const kg_module *m, int v) {
+  const kg_node *n = &m->nodes[v];
+  int64_t e = kg_shape_numel(&n->out[0].shape), pairs = (e + 1) / 2;
+  bool f32 = n->out[0].dtype == KILN_F32;
+  int64_t words = n->op == KC_OP_RANDOM_UNIFORM ? (f32 ? e : 2 * e) : (f32 ? 2 * pairs : 4 * pairs);
+  return (words + 3) / 4;
+}
+
+int kc_gpu_counter_params(const kg_module *m, int v) { return kc_gpu_kind_of(m, v) == KC_GPU_RANDOM ? 2 : 0; }
+
+LLVMValueRef kl_gpu_join_counter(kl_ctx *L, LLVMValueRef lo, LLVMValueRef hi) {
+  return LLVMBuildOr(L->B, LLVMBuildZExt(L->B, lo, L->t_i64, ""),
+                     LLVMBuildShl(L->B, LLVMBuildZExt(L->B, hi, L->t_i64, ""), kl_i64(L, 32), ""), "");
+}
+
+static bool emit_random(kl_ctx *L, int v, LLVMValueRef i) {
+  const kg_node *n = &L->m->nodes[v];
+  kiln_dtype dt = n->out[0].dtype;
+  bool f32 = dt == KILN_F32, normal = n->op == KC_OP_RANDOM_NORMAL;
+  uint64_t seed = kc_node_seed(n);
+  double a = normal ? kg_attr_float(n, "mean", 0) : kg_attr_float(n, "minval", 0);
+  double b = normal ? kg_attr_float(n, "stddev", 1) : kg_attr_float(n, "maxval", 1);
+  LLVMValueRef base = L->kernel_counter, w[4], r;
+  if (!normal && f32) { /* word i */
+    philox(L, gk_add(L, base, gk_udiv(L, i, 4)), seed, w);
+    LLVMValueRef word = pick(L, w, gk_urem(L, i, 4));
+    LLVMValueRef u = LLVMBuildFMul(L->B, LLVMBuildUIToFP(L->B, LLVMBuildLShr(L->B, word, kl_i32(L, 8), ""), L->t_f32, ""),
+                                   LLVMConstReal(L->t_f32, 0x1p-24), "");
+    float fa = (float)a, fb = (float)b;
+    r = LLVMBuildFAdd(L->B, LLVMConstReal(L->t_f32, fa), LLVMBuildFMul(L->B, LLVMConstReal(L->t_f32, fb - fa), u, ""), "");
+    r = half_open(L, dt, r, fa, fb);
+  } else if (!normal) { /* words 2i, 2i+1 */
+    philox(L, gk_add(L, base, gk_udiv(L, i, 2)), seed, w);
+    LLVMValueRef k = gk_mul(L, gk_urem(L, i, 2), 2);
+    LLVMValueRef u = unit53(L, pick(L, w, k), pick(L, w, gk_add(L, k, kl_i64(L, 1))), 0);
+    r = LLVMBuildFAdd(L->B, LLVMConstReal(L->t_f64, a), LLVMBuildFMul(L->B, LLVMConstReal(L->t_f64, b - a), u, ""), "");
+    r = half_open(L, dt, r, a, b);
+  } else { /* the pair i/2: z0 for even i, z1 for odd */
+    LLVMValueRef pair = gk_udiv(L, i, 2), u1, u2;
+    if (f32) { /* words 2p, 2p+1 */
+      philox(L, gk_add(L, base, gk_udiv(L, pair, 2)), seed, w);
+      LLVMValueRef k = gk_mul(L, gk_urem(L, pair, 2), 2);
+      LLVMValueRef w1 = LLVMBuildLShr(L->B, pick(L, w, k), kl_i32(L, 8), "");
+      LLVMValueRef w2 = LLVMBuildLShr(L->B, pick(L, w, gk_add(L, k, kl_i64(L, 1))), kl_i32(L, 8), "");
+      u1 = LLVMBuildFMul(L->B, LLVMBuildFAdd(L->B, LLVMBuildUIToFP(L->B, w1, L->t_f64, ""), LLVMConstReal(L->t_f64, 1), ""),
+                         LLVMConstReal(L->t_f64, 0x1p-24), "");
+      u2 = LLVMBuildFPExt(L->B, LLVMBuildFMul(L->B, LLVMBuildUIToFP(L->B, w2, L->t_f32, ""), LLVMConstReal(L->t_f32, 0x1p-24), ""),
+                          L->t_f64, "");
+    } else { /* the block of four words */
+      philox(L, gk_add(L, base, pair), seed, w);
+      u1 = unit53(L, w[0], w[1], 1);
+      u2 = unit53(L, w[2], w[3], 0);
+    }
+    LLVMValueRef rad = f64op(L, "sqrt", LLVMBuildFMul(L->B, LLVMConstReal(L->t_f64, -2.0), f64op(L, "log", u1, NULL), ""), NULL);
+    LLVMValueRef t = LLVMBuildFMul(L->B, LLVMConstReal(L->t_f64, 6.283185307179586476925), u2, "");
+    LLVMValueRef odd = LLVMBuildICmp(L->B, LLVMIntNE, gk_urem(L, i, 2), kl_i64(L, 0), "");
+    LLVMValueRef z = LLVMBuildFMul(L->B, rad, LLVMBuildSelect(L->B, odd, f64op(L, "sin", t, NULL), f64op(L, "cos", t, NULL), ""), "");
+    r = LLVMBuildFAdd(L->B, LLVMConstReal(L->t_f64, a), LLVMBuildFMul(L->B, LLVMConstReal(L->t_f64, b), z, ""), "");
+    if (f32) r = LLVMBuildFPTrunc(L->B, r, L->t_f32, "");
+  }
+  kl_store(L, dt, kl_out(L, v, 0), i, r);
+  return true;
+}
+
 /* ---- kinds, geometry, whole kernels ---- */
 
 kc_gpu_kind kc_gpu_kind_of(const kg_module *m, int v) {
@@ -580,6 +713,7 @@ kc_gpu_kind kc_gpu_kind_of(const kg_module *m, int v) {
   if ((f & KC_OP_ELEMENTWISE) || is_assign(n->op)) return KC_GPU_MAP;
   switch (n->op) {
   case KC_OP_FILL: case KC_OP_ZEROS: case KC_OP_ONES: case KC_OP_RANGE: return KC_GPU_FILL;
+  case KC_OP_RANDOM_UNIFORM: case KC_OP_RANDOM_NORMAL: return is_random_kernel(n) ? KC_GPU_RANDOM : KC_GPU_NONE;
   case KC_OP_SUM: case KC_OP_MEAN: case KC_OP_MAX: case KC_OP_MIN: case KC_OP_PROD: return KC_GPU_REDUCE;
   case KC_OP_ARGMAX: return KC_GPU_ARGMAX;
   case KC_OP_TOP_K: return KC_GPU_TOP_K;
@@ -660,6 +794,7 @@ static bool emit_body(kl_ctx *L, gk_blk *B, int v, LLVMValueRef i) {
     return e ? kl_emit_map(L, v, e) : kc_error(L->diag, n->loc, "%s", err);
   }
   case KC_GPU_FILL: return emit_fill(L, v, i);
+  case KC_GPU_RANDOM: return emit_random(L, v, i);
   case KC_GPU_REDUCE: return emit_reduce(L, B, v, i);
   case KC_GPU_ARGMAX: return emit_argmax(L, v, i);
   case KC_GPU_TOP_K: return emit_top_k(L, v, i);
@@ -682,6 +817,8 @@ static LLVMValueRef sreg(kl_ctx *L, const char *name) {
 
 bool kl_gpu_emit_kernel(kl_ctx *L, int v, LLVMValueRef *args, LLVMValueRef n, bool emulate) {
   L->kernel_args = args;
+  const kg_node *nd = &L->m->nodes[v];
+  L->kernel_counter = kc_gpu_counter_params(L->m, v) ? args[nd->n_in + nd->n_out] : NULL;
   bool ok;
   if (is_blocked(L->m, v)) {
     gk_blk B = {.L = L, .emu = emulate};
@@ -715,5 +852,6 @@ bool kl_gpu_emit_kernel(kl_ctx *L, int v, LLVMValueRef *args, LLVMValueRef n, bo
   }
   L->kernel_args = NULL;
   L->kernel_index = NULL;
+  L->kernel_counter = NULL;
   return ok;
 }

@@ -42,6 +42,7 @@ typedef struct kl_ctx {
    * libdevice names (__nv_expf ...) instead of libm's. */
   LLVMValueRef kernel_index;
   LLVMValueRef *kernel_args; /* per operand, then per output: data pointers */
+  LLVMValueRef kernel_counter; /* random kernels: the i64 Philox counter of the launch */
   bool gpu;
   /* host code for GPU-placed nodes and device partitions (lower/gpu_host.c) */
   struct kl_gpu_host *gpu_host;

@@ -39,20 +39,23 @@ bool kc_gpu_is_kernel(const kg_module *m, int v) {
 
 static bool emit_kernel(kl_ctx *L, int v) {
   const kg_node *n = &L->m->nodes[v];
-  int np = n->n_in + n->n_out;
+  int np = n->n_in + n->n_out, nc = kc_gpu_counter_params(L->m, v);
   if (np > 64) return kc_error(L->diag, n->loc, "'%s' has too many operands for a GPU kernel (%d; at most 64)", n->name, np);
-  LLVMTypeRef params[65];
+  /* (ptr operand..., ptr result..., [u32 counter low, u32 high,] i64 n) */
+  LLVMTypeRef params[67];
   for (int i = 0; i < np; i++) params[i] = L->t_ptr;
-  params[np] = L->t_i64;
+  for (int i = 0; i < nc; i++) params[np + i] = L->t_i32;
+  params[np + nc] = L->t_i64;
   LLVMValueRef fn = LLVMAddFunction(L->M, kc_gpu_kernel_symbol(L->m, v),
-                                    LLVMFunctionType(L->t_void, params, (unsigned)np + 1, 0));
+                                    LLVMFunctionType(L->t_void, params, (unsigned)(np + nc + 1), 0));
   LLVMSetFunctionCallConv(fn, PTX_KERNEL_CC);
   L->fn = fn;
   LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(L->C, fn, "entry");
   LLVMPositionBuilderAtEnd(L->B, entry);
-  LLVMValueRef args[65];
+  LLVMValueRef args[66];
   for (int k = 0; k < np; k++) args[k] = LLVMGetParam(fn, (unsigned)k);
-  bool ok = kl_gpu_emit_kernel(L, v, args, LLVMGetParam(fn, (unsigned)np), false);
+  if (nc) args[np] = kl_gpu_join_counter(L, LLVMGetParam(fn, (unsigned)np), LLVMGetParam(fn, (unsigned)np + 1));
+  bool ok = kl_gpu_emit_kernel(L, v, args, LLVMGetParam(fn, (unsigned)(np + nc)), false);
   LLVMBuildRetVoid(L->B);
   return ok;
 }

@@ -23,7 +23,8 @@ typedef enum kc_gpu_kind {
   KC_GPU_MATMUL,    /* a tiled GEMM, one 64 x 64 tile of C per block (or cuBLAS at run time) */
   KC_GPU_CONCAT,    /* output element i per thread */
   KC_GPU_GATHER,    /* gather, scatter_add, one_hot: output element i per thread (indices out of range: 0) */
-  KC_GPU_WINDOW     /* conv2d, depthwise_conv2d, the pools and all their gradients (lower/gpu_window.c) */
+  KC_GPU_WINDOW,    /* conv2d, depthwise_conv2d, the pools and all their gradients (lower/gpu_window.c) */
+  KC_GPU_RANDOM     /* random_uniform, random_normal of f32/f64: element i per thread, the CPU's Philox stream */
 } kc_gpu_kind;
 
 kc_gpu_kind kc_gpu_kind_of(const kg_module *m, int node);
@@ -50,10 +51,21 @@ typedef struct kc_gpu_gemm {
 } kc_gpu_gemm;
 bool kc_gpu_gemm_of(const kg_module *m, int node, kc_gpu_gemm *out);
 
+/* A random kernel (KC_GPU_RANDOM) takes the Philox counter of its launch
+ * as two u32 parameters (low, high word) before n, and the launch advances
+ * the node's counter by this many blocks: as many as the CPU's draw. */
+int64_t kc_gpu_random_blocks(const kg_module *m, int node);
+/* The u32 parameters between a kernel's pointers and n: 2 for a random
+ * kernel (its counter), else 0. */
+int kc_gpu_counter_params(const kg_module *m, int node);
+/* The i64 counter from its two u32 parameter values. */
+struct LLVMOpaqueValue *kl_gpu_join_counter(struct kl_ctx *L, struct LLVMOpaqueValue *lo, struct LLVMOpaqueValue *hi);
+
 /* True when a GPU-placed node becomes a kernel of the PTX module. */
 bool kc_gpu_is_kernel(const kg_module *m, int node);
 /* Emits the whole work of node v's kernel at the builder, with `args` its
- * operand and result pointers and `n` its thread count.  On the GPU
+ * operand and result pointers (then, for a random kernel, its i64 counter)
+ * and `n` its thread count.  On the GPU
  * (emulate false, inside the PTX kernel): the thread's unit or its part of
  * a block kernel.  emulate: the same code run on the CPU for every thread,
  * block kernels phase by phase between their barriers (docs/gpu.md). */

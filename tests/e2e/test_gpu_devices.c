@@ -95,7 +95,7 @@ Test(gpu_place, fetched_gpu_results_come_back) {
 
 Test(gpu_place, no_kernel_is_an_error_naming_the_node) {
   char *f = tu_write(dir, "a.kg",
-                     "module a\ngraph {\n  x = placeholder() : f32[4,3]\n  i = random_uniform() {seed=1} : f32[4] @gpu:0\n"
+                     "module a\ngraph {\n  x = placeholder() : f32[4,3]\n  i = random_uniform() {maxval=9.0, seed=1} : i32[4] @gpu:0\n"
                      "  y = relu(x) @gpu:0\n}\nentry f(x) -> (i, y)\n");
   tu_result r = kiln("check", f, NULL, NULL, NULL, NULL);
   cr_assert_eq(r.status, 1);
@@ -106,7 +106,7 @@ Test(gpu_place, no_kernel_is_an_error_naming_the_node) {
   cr_assert_eq(r.status, 0, "%s", r.err);
   cr_assert(strstr(r.err, "note: 'i' (random_uniform) has no GPU kernel: placed on the CPU instead of gpu:0 (--soft-placement)"),
             "%s", r.err);
-  cr_assert(strstr(r.out, "i = random_uniform() {seed=1} : f32[4]\n"), "%s", r.out);
+  cr_assert(strstr(r.out, "i = random_uniform() {maxval=9.0, seed=1} : i32[4]\n"), "%s", r.out);
   cr_assert(strstr(r.out, "y = relu(x/to_gpu0) : f32[4,3] @gpu:0"), "%s", r.out);
   tu_free(&r);
   free(f);
@@ -313,7 +313,7 @@ Test(gpu_fake, run_sh_passes_against_the_stand_in) {
   tu_result r = tu_run(argv, 400);
   cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
   cr_assert(strstr(r.out, " passed, 0 failed in "), "%s", r.out);
-  cr_assert_eq(count(r.out, "\nPASS  "), 9, "%s", r.out);
+  cr_assert_eq(count(r.out, "\nPASS  "), 10, "%s", r.out);
   tu_free(&r);
 }
 
@@ -368,6 +368,23 @@ static char *build_gtrain(const char *name, const char *init, const char *prog) 
   tu_free(&g);
   free(f);
   return exe;
+}
+
+/* The random ops' kernels draw the CPU's stream: tests/gpu/random.kg run
+ * through the CUDA path prints random.expected (the CPU's output) exactly,
+ * both draws: the launches advance the counters as the CPU does. */
+Test(gpu_fake, random_draws_match_the_cpu) {
+  skip_when_sanitized();
+  char *exe = build_emulated("tests/gpu/random.kg", "random");
+  fake_driver();
+  tu_result r = run(exe);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_eq(launches(r.err), 8, "%s", r.err);
+  char *want = tu_read_file("tests/gpu/random.expected", NULL);
+  cr_assert_str_eq(r.out, want);
+  free(want);
+  tu_free(&r);
+  free(exe);
 }
 
 /* examples/gpu_train_cnn.kg trained through the CUDA path, every kernel
@@ -550,6 +567,7 @@ static void entries_for(const char *kg) {
 Test(gpu_ptx, gpu_elementwise) { entries_for("examples/gpu_elementwise.kg"); }
 Test(gpu_ptx, multi_tower) { entries_for("examples/multi_tower.kg"); }
 Test(gpu_ptx, gpu_train_cnn) { entries_for("examples/gpu_train_cnn.kg"); }
+Test(gpu_ptx, random) { entries_for("tests/gpu/random.kg"); }
 Test(gpu_ptx, kernels) { entries_for("tests/gpu/kernels.kg"); }
 Test(gpu_ptx, onnx_math) { entries_for("tests/gpu/onnx_math.kg"); }
 Test(gpu_ptx, ops) { entries_for("tests/gpu/ops.kg"); }
@@ -603,9 +621,10 @@ Test(gpu_emulated, cases_elementwise) { gpu_cases("tests/ref/cases_elementwise.p
 Test(gpu_emulated, cases_reduce) { gpu_cases("tests/ref/cases_reduce.py", "nothing"); }
 Test(gpu_emulated, cases_shape) { gpu_cases("tests/ref/cases_shape.py", "nothing"); }
 Test(gpu_emulated, cases_linalg) { gpu_cases("tests/ref/cases_linalg.py", "nothing"); }
-Test(gpu_emulated, cases_nn) { gpu_cases("tests/ref/cases_nn.py", "random_uniform"); }
+Test(gpu_emulated, cases_nn) { gpu_cases("tests/ref/cases_nn.py", "nothing"); }
 Test(gpu_emulated, cases_conv_generated) { gpu_cases("tests/ref/cases_conv_generated.py", "nothing"); }
-Test(gpu_emulated, cases_source) { gpu_cases("tests/ref/cases_source.py", "random_normal, random_uniform"); }
+/* integer random_uniform (a rejection sampler) has no GPU kernel */
+Test(gpu_emulated, cases_source) { gpu_cases("tests/ref/cases_source.py", "random_uniform"); }
 Test(gpu_emulated, cases_train) { gpu_cases("tests/ref/cases_train.py", "nothing"); }
 Test(gpu_emulated, cases_onnx_elementwise) { gpu_cases("tests/ref/cases_onnx_elementwise.py", "nothing"); }
 Test(gpu_emulated, cases_onnx_reduce) { gpu_cases("tests/ref/cases_onnx_reduce.py", "nothing"); }

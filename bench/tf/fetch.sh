@@ -14,6 +14,8 @@
 # fetch that loaded in node; a second run does nothing, and works offline.
 # Exit status 0 when the reference loads, 1 otherwise (the message says why).
 set -eu
+WHAT="TensorFlow.js"
+. "$(dirname "$0")/../npm_fetch.sh"
 
 DIR=${1:-build/npm-cache/tfjs}
 TFJS=4.22.0
@@ -33,36 +35,10 @@ check() {
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && check; then
   exit 0
 fi
-for tool in node npm tar; do
-  command -v $tool >/dev/null 2>&1 || { echo "fetch.sh: '$tool' not found: cannot fetch TensorFlow.js" >&2; exit 1; }
-done
-
-mkdir -p "$DIR/tarballs"
 TARBALLS="tensorflow-tfjs-core-$TFJS.tgz tensorflow-tfjs-backend-cpu-$TFJS.tgz tensorflow-tfjs-converter-$TFJS.tgz
   tensorflow-tfjs-backend-wasm-$TFJS.tgz long-4.0.0.tgz seedrandom-3.0.5.tgz vladmandic-human-$HUMAN.tgz"
-have=1
-for t in $TARBALLS; do [ -s "$DIR/tarballs/$t" ] || have=0; done
-if [ $have = 0 ]; then
-  echo "fetch.sh: npm pack $WANT -> $DIR/tarballs"
-  # shellcheck disable=SC2086
-  if ! (cd "$DIR/tarballs" && npm pack --silent --cache "../.npm" --fetch-retries=1 --fetch-retry-mintimeout=2000 \
-       --fetch-retry-maxtimeout=5000 $WANT >/dev/null); then
-    rm -rf "$DIR/.npm"
-    echo "fetch.sh: npm pack failed (no network or no registry?)" >&2
-    exit 1
-  fi
-fi
-rm -rf "$DIR/.npm"
+npm_pack
 
-unpack() { # TARBALL PACKAGE-DIR [TAR-ARGS]
-  t=$1 p=$2
-  shift 2
-  rm -rf "$DIR/node_modules/$p.tmp"
-  mkdir -p "$DIR/node_modules/$p.tmp"
-  tar xzf "$DIR/tarballs/$t" -C "$DIR/node_modules/$p.tmp" --strip-components=1 "$@"
-  rm -rf "$DIR/node_modules/$p"
-  mv "$DIR/node_modules/$p.tmp" "$DIR/node_modules/$p"
-}
 for p in core backend-cpu converter backend-wasm; do unpack tensorflow-tfjs-$p-$TFJS.tgz @tensorflow/tfjs-$p; done
 unpack long-4.0.0.tgz long
 unpack seedrandom-3.0.5.tgz seedrandom

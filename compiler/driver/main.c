@@ -42,6 +42,8 @@ static const char usage[] =
     "  --soft-placement      GPU-placed ops without a GPU kernel run on the CPU (TF's allow_soft_placement),\n"
     "                        and so does the whole binary where it finds no usable GPU\n"
     "  --device-map=MAP      rename devices before placement: gpu=cpu, gpu:1=cpu:1, ... (comma-separated)\n"
+    "  --device=DEV          where the nodes placed nowhere run (gpu:0, cpu:1; default the host CPU):\n"
+    "                        a whole .kg, ONNX or TF model on a GPU, as TF's outermost tf.device\n"
     "  --cc=CC               C compiler driver used to link (default: $KILN_CC or cc; <triple>-gcc with --target)\n"
     "  --static              link a static executable (nothing needed on the machine that runs it)\n"
     "  --input-shape NAME=D0,D1,...  size of an imported model's input with dynamic dimensions\n"
@@ -252,6 +254,15 @@ int main(int argc, char **argv) {
       }
       o.device_map = v;
     }
+    else if ((v = optval(argc, argv, &i, "--device"))) {
+      bool gpu;
+      int idx;
+      if (!kc_device_split(v, &gpu, &idx) || !strchr(v, ':')) {
+        fprintf(stderr, "kiln: bad --device '%s' (expected cpu:N or gpu:N)\n", v);
+        return 2;
+      }
+      o.device = v;
+    }
     else if ((v = optval(argc, argv, &i, "--input-shape")) || (v = optval(argc, argv, &i, "--input-value"))) {
       if (!add_input_spec(&imp, v, !strncmp(a, "--input-shape", 13))) return 2;
     }
@@ -297,7 +308,7 @@ int main(int argc, char **argv) {
   bool ok;
   if (!strcmp(cmd, "check")) { /* everything but code generation */
     kg_module *m = kc_load(o.input, o.import, &d);
-    kc_place_options po = {o.soft_placement, o.device_map};
+    kc_place_options po = kc_options_place(&o);
     ok = m && kc_run_passes_with(m, &po, o.print_after, stderr, &d) && kc_plan_module(m, &d);
     kc_module_free(m);
   } else {

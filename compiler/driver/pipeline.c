@@ -95,6 +95,10 @@ bool kc_run_passes(kg_module *m, const char *print_after, FILE *out, kc_diag *d)
   return kc_run_passes_with(m, NULL, print_after, out, d);
 }
 
+kc_place_options kc_options_place(const kc_options *o) {
+  return (kc_place_options){.soft = o->soft_placement, .device_map = o->device_map, .device = o->device};
+}
+
 bool kc_run_passes_with(kg_module *m, const kc_place_options *po, const char *print_after, FILE *out, kc_diag *d) {
   for (size_t i = 0; i < sizeof passes / sizeof *passes; i++) {
     bool ok = passes[i].run ? passes[i].run(m, d) : kc_pass_place(m, po, d);
@@ -218,7 +222,7 @@ bool kc_compile(const kc_options *o, kc_diag *d) {
     kc_module_free(m);
     return ok;
   }
-  kc_place_options po = {o->soft_placement, o->device_map};
+  kc_place_options po = kc_options_place(o);
   ok = ok && kc_run_passes_with(m, &po, o->print_after, dumpf, d);
   kc_plan *p = ok ? kc_plan_module(m, d) : NULL;
   ok = p != NULL;

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include "ir/ir.h"
+#include "passes/place.h"
 #include "frontends/onnx/onnx_import.h"
 
 typedef enum kc_emit {
@@ -42,9 +43,12 @@ typedef struct kc_options {
   bool soft_placement;  /* --soft-placement: GPU-placed ops without a GPU kernel run on the CPU, and so
                            does a binary started without a usable GPU (docs/gpu.md) */
   const char *device_map; /* --device-map FROM=TO,...: rename devices before placement */
+  const char *device;   /* --device: where the nodes placed nowhere run (gpu:0, cpu:1); NULL: the host */
   const char *backend;  /* --backend: NULL or "llvm", or "c" (portable C, compiler/emitc/, docs/c-backend.md) */
 } kc_options;
 
+/* The placement pass's options of o (--soft-placement, --device-map, --device). */
+kc_place_options kc_options_place(const kc_options *o);
 /* Parses the emit name ("graph", "opt-llvm", "exe", ...); false if unknown. */
 bool kc_emit_parse(const char *name, kc_emit *out);
 /* The names of the passes, in order, NULL-terminated (for --print-after). */

@@ -1,6 +1,7 @@
 /* place.c — the placement pass (see place.h and docs/gpu.md).
  *
- * In order: the --device-map renames devices; constants and placeholders
+ * In order: --device places what is placed nowhere; the --device-map
+ * renames devices; constants and placeholders
  * stay on the host (their memory is host memory); ops writing a variable
  * join its device; GPU-placed nodes without a GPU kernel are an error or,
  * with soft placement, move to the CPU (a variable moves with every op that
@@ -293,6 +294,9 @@ static bool insert_copies(placer *P) {
 bool kc_pass_place(kg_module *m, const kc_place_options *o, kc_diag *d) {
   static const kc_place_options dflt = {0};
   placer P = {m, o ? o : &dflt, d, 0};
+  if (P.o->device) /* the outermost device scope: before --device-map, which renames it too */
+    for (int v = 0; v < m->n_nodes; v++)
+      if (!m->nodes[v].device) m->nodes[v].device = P.o->device;
   if (P.o->device_map) {
     map_item items[32];
     char err[200];

@@ -2,7 +2,8 @@
  * TensorFlow's placer does (docs/gpu.md).
  *
  * `@gpu:N`, `@cpu:N` and `device NAME { }` are honoured; unplaced nodes run
- * on the host CPU (cpu:0).  Ops that write a variable are colocated with it.
+ * on --device (as if the whole graph sat in `with tf.device(...)`), by
+ * default the host CPU (cpu:0).  Ops that write a variable are colocated with it.
  * A GPU-placed node without a GPU kernel is an error naming the node, or,
  * with soft placement (TF's allow_soft_placement), moves to the CPU with a
  * note.  Where data crosses devices the pass inserts `device_copy` nodes on
@@ -19,6 +20,7 @@
 typedef struct kc_place_options {
   bool soft;              /* --soft-placement */
   const char *device_map; /* --device-map: "gpu=cpu", "gpu:1=cpu:1,gpu:0=cpu:0", or NULL */
+  const char *device;     /* --device: where nodes placed nowhere run ("gpu:0"), or NULL: the host CPU */
 } kc_place_options;
 
 /* The placement pass (runs last in the pass list). */

@@ -147,6 +147,25 @@ static char *build(const char *kg, const char *flag, const char *name) {
   return exe;
 }
 
+/* kg built with KILN_GPU_EMULATE=1 and -rdynamic, so the stand-in driver
+ * can execute its kernels through the exported emulations. */
+static char *build_emulated(const char *kg, const char *flag, const char *name) {
+  char *exe = path_in(name);
+  const char *ld = getenv("KILN_LDFLAGS");
+  char *saved = ld ? strdup(ld) : NULL, flags[512];
+  snprintf(flags, sizeof flags, "%s -rdynamic", saved ? saved : ""); /* keep the sanitizer builds' flags */
+  setenv("KILN_GPU_EMULATE", "1", 1);
+  setenv("KILN_LDFLAGS", flags, 1);
+  tu_result r = flag ? kiln("build", flag, kg, "-o", exe, NULL) : kiln("build", kg, "-o", exe, NULL, NULL);
+  unsetenv("KILN_GPU_EMULATE");
+  if (saved) setenv("KILN_LDFLAGS", saved, 1);
+  else unsetenv("KILN_LDFLAGS");
+  free(saved);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_free(&r);
+  return exe;
+}
+
 Test(gpu_runtime, no_driver_is_a_clear_error) {
   char *exe = build("examples/gpu_elementwise.kg", NULL, "ge");
   tu_result r = run(exe);
@@ -302,6 +321,47 @@ static void fake_ops(bool cublas) {
 Test(gpu_fake, ops_with_the_tiled_gemm) { fake_ops(false); }
 Test(gpu_fake, ops_with_cublas) { fake_ops(true); }
 
+/* --device=gpu:0 puts a whole imported model on the GPU (TF's outermost
+ * tf.device): the exported CNN (tests/onnx_models/export.py) through the
+ * CUDA path gives the CPU build's output. */
+Test(gpu_fake, an_onnx_model_on_the_gpu_with_device) {
+  skip_when_sanitized();
+  const char *model = "build/onnx-models/cnn_b1.onnx", *x = "build/onnx-models/cnn_b1.x.npy";
+  if (access(model, R_OK) || access(x, R_OK)) cr_skip_test("%s is absent (make test exports it with torch)", model);
+  tu_result g = kiln("emit", "--emit=opt-graph", "--device=gpu:0", model, NULL, NULL);
+  cr_assert_eq(g.status, 0, "%s", g.err);
+  cr_assert(strstr(g.out, "= conv2d(") && strstr(g.out, "] @gpu:0\n") && !strstr(g.out, "has no GPU kernel"), "%s", g.err);
+  tu_free(&g);
+  char *cpu = build(model, NULL, "cnn_cpu"), *gpu = build_emulated(model, "--device=gpu:0", "cnn_gpu");
+  char *yc = path_in("yc.npy"), *yg = path_in("yg.npy"), feed[600], fc[600], fg[600];
+  snprintf(feed, sizeof feed, "x=%s", x);
+  snprintf(fc, sizeof fc, "y=%s", yc);
+  snprintf(fg, sizeof fg, "y=%s", yg);
+  char *run_cpu[] = {cpu, "--run", "main", "--feed", feed, "--fetch", fc, NULL};
+  tu_result r = tu_run(run_cpu, 60);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_free(&r);
+  fake_driver();
+  setenv("KILN_CUBLAS", "0", 1);
+  char *run_gpu[] = {gpu, "--run", "main", "--feed", feed, "--fetch", fg, NULL};
+  r = tu_run(run_gpu, 60);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  cr_assert_gt(launches(r.err), 5, "%s", r.err);
+  tu_free(&r);
+  long nc = 0, ng = 0;
+  float *a = tu_read_npy_f32(yc, &nc), *b = tu_read_npy_f32(yg, &ng);
+  cr_assert(a && b && nc == 10 && ng == nc);
+  for (long i = 0; i < nc; i++) cr_assert_float_eq(a[i], b[i], 1e-5, "logit %ld: cpu %g, gpu %g", i, a[i], b[i]);
+  free(a), free(b), free(yc), free(yg), free(cpu), free(gpu);
+}
+
+Test(gpu_place, a_bad_device_is_a_usage_error) {
+  tu_result r = kiln("check", "--device=tpu:0", "examples/counter.kg", NULL, NULL, NULL);
+  cr_assert_eq(r.status, 2);
+  cr_assert(strstr(r.err, "bad --device 'tpu:0' (expected cpu:N or gpu:N)"), "%s", r.err);
+  tu_free(&r);
+}
+
 /* tests/gpu/run.sh, the script for a machine with a GPU, is only ever run
  * there: its GPU checks run here against the stand-in driver, so the script
  * itself does not rot (its --stand-in mode skips the unit tests and the
@@ -338,31 +398,12 @@ static const char gtrain_kg[] =
     "  run w, global_step\n  print w\n  print global_step\n"
     "}\n";
 
-/* kg built with KILN_GPU_EMULATE=1 and -rdynamic, so the stand-in driver
- * can execute its kernels through the exported emulations. */
-static char *build_emulated(const char *kg, const char *name) {
-  char *exe = path_in(name);
-  const char *ld = getenv("KILN_LDFLAGS");
-  char *saved = ld ? strdup(ld) : NULL, flags[512];
-  snprintf(flags, sizeof flags, "%s -rdynamic", saved ? saved : ""); /* keep the sanitizer builds' flags */
-  setenv("KILN_GPU_EMULATE", "1", 1);
-  setenv("KILN_LDFLAGS", flags, 1);
-  tu_result r = kiln("build", kg, "-o", exe, NULL, NULL);
-  unsetenv("KILN_GPU_EMULATE");
-  if (saved) setenv("KILN_LDFLAGS", saved, 1);
-  else unsetenv("KILN_LDFLAGS");
-  free(saved);
-  cr_assert_eq(r.status, 0, "%s", r.err);
-  tu_free(&r);
-  return exe;
-}
-
 static char *build_gtrain(const char *name, const char *init, const char *prog) {
   char kg[4096], file[64];
   snprintf(kg, sizeof kg, gtrain_kg, init, prog);
   snprintf(file, sizeof file, "%s.kg", name);
   char *f = tu_write(dir, file, kg);
-  char *exe = build_emulated(f, name);
+  char *exe = build_emulated(f, NULL, name);
   tu_result g = kiln("emit", "--emit=opt-graph", f, NULL, NULL, NULL);
   cr_assert(strstr(g.out, "step/assign_sub = assign_map(w, ") && strstr(g.out, "] @gpu:0\n"), "%s", g.out);
   tu_free(&g);
@@ -375,7 +416,7 @@ static char *build_gtrain(const char *name, const char *init, const char *prog) 
  * both draws: the launches advance the counters as the CPU does. */
 Test(gpu_fake, random_draws_match_the_cpu) {
   skip_when_sanitized();
-  char *exe = build_emulated("tests/gpu/random.kg", "random");
+  char *exe = build_emulated("tests/gpu/random.kg", NULL, "random");
   fake_driver();
   tu_result r = run(exe);
   cr_assert_eq(r.status, 0, "%s", r.err);
@@ -392,7 +433,7 @@ Test(gpu_fake, random_draws_match_the_cpu) {
  * by the stand-in driver: the losses of its CPU code within rounding. */
 Test(gpu_fake, a_cnn_trains_on_the_gpu) {
   skip_when_sanitized();
-  char *exe = build_emulated("examples/gpu_train_cnn.kg", "cnn");
+  char *exe = build_emulated("examples/gpu_train_cnn.kg", NULL, "cnn");
   fake_driver();
   setenv("KILN_CUBLAS", "0", 1);
   tu_result r = run(exe);

@@ -196,13 +196,14 @@ int kiln_rt_gpu_launch(kiln_inst *inst, int32_t k) {
   int dev = kd->device, np = 0;
   CUdeviceptr ptrs[64];
   uint32_t words[2];
-  uint64_t *counter = NULL;
+  uint64_t *counter = NULL, advance = 0;
   void *params[66];
   if (kd->n_args > 64) return kiln_fail(inst, KILN_ERROR, "node '%s': too many kernel arguments", kd->node);
   for (int i = 0; i < kd->n_args; i++) {
     const kiln_gpu_arg *a = &kd->args[i];
     if (a->space == KILN_GPU_COUNTER) { /* by value, advanced below */
       counter = &inst->random_counters[a->slot];
+      advance = (uint64_t)a->offset;
       words[0] = (uint32_t)*counter, words[1] = (uint32_t)(*counter >> 32);
       params[np++] = &words[0];
       params[np++] = &words[1];
@@ -215,10 +216,7 @@ int kiln_rt_gpu_launch(kiln_inst *inst, int32_t k) {
   int64_t n = kd->n;
   params[np] = &n;
   if (n <= 0) return KILN_OK;
-  if (counter) { /* cuLaunchKernel copies the parameters: the next launch draws on */
-    for (int i = 0; i < kd->n_args; i++)
-      if (kd->args[i].space == KILN_GPU_COUNTER) *counter += (uint64_t)kd->args[i].offset;
-  }
+  if (counter) *counter += advance; /* cuLaunchKernel copies the parameters: the next launch draws on */
   cu.CtxSetCurrent(g->ctx[dev]);
   __atomic_store_n(&g->vars_dirty, 1, __ATOMIC_RELAXED);
   if (kd->gemm && kd->n_args == 3 && g->use_blas && !g->blas_failed[dev]) {

@@ -15,6 +15,7 @@
 #include "lower/lower.h"
 #include "lower/nvptx.h"
 #include "passes/place.h"
+#include "kilnrt.h" /* the descriptor's argument spaces */
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,7 +96,8 @@ static bool dev_arg(kl_ctx *L, int node, kg_ref r, LLVMValueRef *out) {
     return kc_error(L->diag, L->m->nodes[node].loc,
                     "internal: '%s' reads or writes '%s' on a GPU, but the plan put it outside device memory",
                     L->m->nodes[node].name, L->m->nodes[r.node].name);
-  LLVMValueRef f[] = {kl_i32(L, s->place == KC_PLACE_VAR), kl_i32(L, 0), kl_i64(L, s->offset)};
+  LLVMValueRef f[] = {kl_i32(L, s->place == KC_PLACE_VAR ? KILN_GPU_VARS : KILN_GPU_ARENA), kl_i32(L, 0),
+                      kl_i64(L, s->offset)};
   *out = LLVMConstNamedStruct(L->gpu_host->t_arg, f, 3);
   return true;
 }
@@ -206,7 +208,7 @@ static bool lower_kernel(kl_ctx *L, int v) {
   for (int k = 0; k < n->n_out; k++)
     if (!dev_arg(L, v, (kg_ref){v, k}, &args[n->n_in + k])) return false;
   if (kc_gpu_counter_params(L->m, v)) {
-    LLVMValueRef f[] = {kl_i32(L, 2 /* KILN_GPU_COUNTER */), kl_i32(L, L->plan->random_slot[v]),
+    LLVMValueRef f[] = {kl_i32(L, KILN_GPU_COUNTER), kl_i32(L, L->plan->random_slot[v]),
                         kl_i64(L, kc_gpu_random_blocks(L->m, v))};
     args[na++] = LLVMConstNamedStruct(G->t_arg, f, 3);
   }

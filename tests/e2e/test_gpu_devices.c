@@ -264,6 +264,23 @@ Test(gpu_fake, a_missing_gpu_is_named) {
   free(exe);
 }
 
+/* A library that is no CUDA driver (it exports none of the entry points,
+ * runtime/gpu_api.h): the first missing symbol is named. */
+Test(gpu_fake, a_driver_without_the_entry_points_is_named) {
+  char *src = tu_write(dir, "empty.c", "int kiln_not_a_driver;\n"), *so = path_in("libcuda.so.1");
+  char *cc[] = {"cc", "-shared", "-fPIC", src, "-o", so, NULL};
+  tu_result r = tu_run(cc, 60);
+  cr_assert_eq(r.status, 0, "%s", r.err);
+  tu_free(&r);
+  setenv("KILN_LIBCUDA", so, 1);
+  char *exe = build("examples/gpu_elementwise.kg", NULL, "ge");
+  r = run(exe);
+  cr_assert_neq(r.status, 0);
+  cr_assert(strstr(r.err, "the CUDA driver lacks cuInit (too old?)"), "%s", r.err);
+  tu_free(&r);
+  free(exe), free(so), free(src);
+}
+
 Test(gpu_fake, out_of_memory_names_the_device) {
   char *exe = build("examples/gpu_elementwise.kg", NULL, "ge");
   fake_driver();

@@ -95,6 +95,14 @@ static void expect_values(const char *what, const float *got, const float *want,
     cr_expect(fabsf(got[i] - want[i]) <= 1e-6f * (1 + fabsf(want[i])), "%s[%d] = %g, want %g", what, i, got[i], want[i]);
 }
 
+/* Runs bin (feeds as run_fetch's) and expects its `fetch` to be want[0..n). */
+static void expect_fetch(const char *what, const char *bin, const char *feed1, const char *feed2, const char *fetch,
+                         const float *want, int n) {
+  float *got = run_fetch(bin, feed1, feed2, fetch, n);
+  expect_values(what, got, want, n);
+  free(got);
+}
+
 /* ---- loops that unroll ---- */
 
 static const float X3[3] = {1, 0, -0.5f};
@@ -112,9 +120,7 @@ Test(tf_control, counter_loop) {
   build(pb, path_of("counter"), NULL, NULL);
   float want[3];
   counter_want(want);
-  float *y = run_fetch(path_of("counter"), feed("x", X3, 2, (long[]){1, 3}), NULL, "y", 3);
-  expect_values("y", y, want, 3);
-  free(y);
+  expect_fetch("y", path_of("counter"), feed("x", X3, 2, (long[]){1, 3}), NULL, "y", want, 3);
   /* the counter is a constant after unrolling: printed as 5 */
   char f[700];
   snprintf(f, sizeof f, "%s", feed("x", X3, 2, (long[]){1, 3}));
@@ -161,16 +167,12 @@ Test(tf_control, loop_invariant_enter) {
     want[k] = x[k];
     for (int i = 0; i < 3; i++) want[k] += b[k] * (float)i;
   }
-  float *y = run_fetch(path_of("inv"), feed("x", x, 2, (long[]){1, 2}), feed("b", b, 2, (long[]){1, 2}), "out", 2);
-  expect_values("out", y, want, 2);
-  free(y);
+  expect_fetch("out", path_of("inv"), feed("x", x, 2, (long[]){1, 2}), feed("b", b, 2, (long[]){1, 2}), "out", want, 2);
 }
 
 Test(tf_control, zero_trip_loop) {
   build(encode("while_zero"), path_of("zero"), NULL, NULL); /* its body (FancyOp) is never converted */
-  float *y = run_fetch(path_of("zero"), feed("x", X3, 2, (long[]){1, 3}), NULL, "y", 3);
-  expect_values("y", y, X3, 3);
-  free(y);
+  expect_fetch("y", path_of("zero"), feed("x", X3, 2, (long[]){1, 3}), NULL, "y", X3, 3);
 }
 
 Test(tf_control, two_loops_in_sequence) {
@@ -183,12 +185,8 @@ Test(tf_control, two_loops_in_sequence) {
     for (int i = 0; i < 2; i++) want[k] += 1;
   }
   const char *fx = feed("x", x, 1, (long[]){2});
-  float *m = run_fetch(path_of("two"), fx, NULL, "mid", 2);
-  float *y = run_fetch(path_of("two"), fx, NULL, "y", 2);
-  expect_values("mid", m, mid, 2);
-  expect_values("y", y, want, 2);
-  free(m);
-  free(y);
+  expect_fetch("mid", path_of("two"), fx, NULL, "mid", mid, 2);
+  expect_fetch("y", path_of("two"), fx, NULL, "y", want, 2);
 }
 
 /* for i in 0..1: for j in 0..2: x = x * 2 + i (a loop inside a loop) */
@@ -198,9 +196,7 @@ Test(tf_control, nested_loops) {
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 3; j++)
       for (int k = 0; k < 2; k++) want[k] = want[k] * 2 + (float)i;
-  float *y = run_fetch(path_of("nested"), feed("x", x, 1, (long[]){2}), NULL, "y", 2);
-  expect_values("y", y, want, 2);
-  free(y);
+  expect_fetch("y", path_of("nested"), feed("x", x, 1, (long[]){2}), NULL, "y", want, 2);
 }
 
 /* tf.map_fn(lambda r: r * 2, x) through TensorLists */
@@ -209,9 +205,7 @@ Test(tf_control, tensorlist_map_over_rows) {
   build(pb, path_of("map"), NULL, NULL);
   float x[12], want[12];
   for (int i = 0; i < 12; i++) x[i] = (float)(i * i) / 4 - 3, want[i] = x[i] * 2;
-  float *y = run_fetch(path_of("map"), feed("x", x, 2, (long[]){3, 4}), NULL, "y", 12);
-  expect_values("y", y, want, 12);
-  free(y);
+  expect_fetch("y", path_of("map"), feed("x", x, 2, (long[]){3, 4}), NULL, "y", want, 12);
 }
 
 /* ---- what kiln refuses ---- */
@@ -310,12 +304,8 @@ Test(tf_cond, constant_predicate_each_way) {
   const char *fx = feed("x", X3, 2, (long[]){1, 3});
   float wa[3], wb[3];
   for (int k = 0; k < 3; k++) wa[k] = X3[k] * 2, wb[k] = X3[k] + 1;
-  float *ya = run_fetch(path_of("cconst"), fx, NULL, "ya", 3);
-  float *yb = run_fetch(path_of("cconst"), fx, NULL, "yb", 3);
-  expect_values("ya", ya, wa, 3);
-  expect_values("yb", yb, wb, 3);
-  free(ya);
-  free(yb);
+  expect_fetch("ya", path_of("cconst"), fx, NULL, "ya", wa, 3);
+  expect_fetch("yb", path_of("cconst"), fx, NULL, "yb", wb, 3);
   /* value_index: the input taken (the Merges are (false, true)) */
   cr_expect_eq(run_print(path_of("cconst"), fx, NULL, "ia"), 1);
   cr_expect_eq(run_print(path_of("cconst"), fx, NULL, "ib"), 0);
@@ -336,9 +326,7 @@ Test(tf_cond, runtime_predicate) {
   for (int p = 0; p < 2; p++) {
     float want[3];
     for (int k = 0; k < 3; k++) want[k] = p ? X3[k] * 3 + 1 : -X3[k];
-    float *y = run_fetch(path_of("crt"), fx, feed_bool("p", p), "y", 3);
-    expect_values(p ? "y (p true)" : "y (p false)", y, want, 3);
-    free(y);
+    expect_fetch(p ? "y (p true)" : "y (p false)", path_of("crt"), fx, feed_bool("p", p), "y", want, 3);
     cr_expect_eq(run_print(path_of("crt"), fx, feed_bool("p", p), "index"), p, "index with p = %d", p);
   }
 }
@@ -354,9 +342,7 @@ Test(tf_cond, import_kg_builds_the_same) {
   for (int p = 0; p < 2; p++) {
     float want[3];
     for (int k = 0; k < 3; k++) want[k] = p ? X3[k] * 3 + 1 : -X3[k];
-    float *y = run_fetch(path_of("crt_kg"), fx, feed_bool("p", p), "y", 3);
-    expect_values("y (.kg)", y, want, 3);
-    free(y);
+    expect_fetch("y (.kg)", path_of("crt_kg"), fx, feed_bool("p", p), "y", want, 3);
   }
 }
 
@@ -369,12 +355,8 @@ Test(tf_cond, cond_inside_a_while_loop) {
   for (int p = 0; p < 2; p++) {
     float ww[3];
     for (int k = 0; k < 3; k++) ww[k] = X3[k] + (p ? 4 : -4);
-    float *y = run_fetch(path_of("ciw"), fx, feed_bool("p", p), "y", 3);
-    float *w = run_fetch(path_of("ciw"), fx, feed_bool("p", p), "w", 3);
-    expect_values("y", y, wy, 3);
-    expect_values(p ? "w (p true)" : "w (p false)", w, ww, 3);
-    free(y);
-    free(w);
+    expect_fetch("y", path_of("ciw"), fx, feed_bool("p", p), "y", wy, 3);
+    expect_fetch(p ? "w (p true)" : "w (p false)", path_of("ciw"), fx, feed_bool("p", p), "w", ww, 3);
   }
 }
 
@@ -385,12 +367,8 @@ Test(tf_cond, while_loop_inside_a_branch) {
   const char *fx = feed("x", X3, 2, (long[]){1, 3});
   float wa[3], wb[3];
   for (int k = 0; k < 3; k++) wa[k] = X3[k] * 8, wb[k] = X3[k] * 2;
-  float *ya = run_fetch(path_of("cwi"), fx, NULL, "ya", 3);
-  float *yb = run_fetch(path_of("cwi"), fx, NULL, "yb", 3);
-  expect_values("ya", ya, wa, 3);
-  expect_values("yb", yb, wb, 3);
-  free(ya);
-  free(yb);
+  expect_fetch("ya", path_of("cwi"), fx, NULL, "ya", wa, 3);
+  expect_fetch("yb", path_of("cwi"), fx, NULL, "yb", wb, 3);
 }
 
 /* training ? (x - mean) / sqrt(var + eps) : (x - mm) / sqrt(mv + eps) */
